@@ -1,0 +1,88 @@
+"""The ASGI app: routes only. Sessions live in ``parley.realtime``; models in ``parley.services``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from . import __version__
+from .auth import key_accepted, presented_key
+from .config import Settings
+from .realtime.connection import offered_subprotocols, serve_connection
+from .services import Services
+
+
+def create_app(settings: Settings) -> FastAPI:
+    services = Services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Load in the background so /healthz answers while models load; /readyz tells when they are in.
+        loading = asyncio.create_task(services.load())
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(BaseException):
+                await loading
+            await services.close()
+
+    app = FastAPI(title="Parley", version=__version__, lifespan=lifespan)
+    app.state.services = services
+    started = int(time.time())
+
+    def require_key(request: Request) -> None:
+        key = presented_key(request.headers, request.query_params, ())
+        if not key_accepted(key, settings.api_keys):
+            raise HTTPException(status_code=401, detail=_error_body("invalid_api_key", "Missing or invalid API key."))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if services.ready.is_set():
+            return JSONResponse({"status": "ready", "llm": services.llm.id if services.llm else None})
+        status = "failed" if services.load_error else "loading"
+        return JSONResponse({"status": status, "error": services.load_error}, status_code=503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", dependencies=[Depends(require_key)])
+    async def list_models() -> dict[str, object]:
+        served = [services.llm.id] if services.llm else []
+        return {
+            "object": "list",
+            "data": [{"id": name, "object": "model", "created": started, "owned_by": "parley"} for name in served],
+        }
+
+    @app.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket) -> None:
+        key = presented_key(websocket.headers, websocket.query_params, offered_subprotocols(websocket))
+        if not key_accepted(key, settings.api_keys):
+            await _deny(websocket, 401, "invalid_api_key", "Missing or invalid API key.")
+            return
+        if not services.ready.is_set() or services.llm is None:
+            await _deny(websocket, 503, "not_ready", "The server is still loading its models; retry shortly.")
+            return
+        await serve_connection(websocket, settings, services.llm)
+
+    return app
+
+
+def _error_body(code: str, message: str) -> dict[str, object]:
+    return {"error": {"type": "invalid_request_error", "code": code, "message": message}}
+
+
+async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    """Refuse the upgrade with a real HTTP status, before any session exists."""
+    await websocket.send_denial_response(JSONResponse(_error_body(code, message), status_code=status))

@@ -1,0 +1,87 @@
+"""The ``parley`` command."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from . import models
+from .config import PROFILE_LLMS, Profile, Settings
+
+app = typer.Typer(
+    help="Parley: a self-hosted realtime voice AI speaking the OpenAI Realtime API.", no_args_is_help=True
+)
+models_app = typer.Typer(help="Model weights: list them, prepare them ahead of the first start.")
+app.add_typer(models_app, name="models")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000]")] = None,
+    profile: Annotated[Profile | None, typer.Option(help="Model profile: fast (English) or default")] = None,
+    llm: Annotated[str | None, typer.Option(help="Language model: catalog name, source or GGUF path")] = None,
+    llm_base_url: Annotated[str | None, typer.Option(help="Use this OpenAI-compatible endpoint as the LLM")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name at --llm-base-url")] = None,
+    llm_api_key: Annotated[str | None, typer.Option(help="Key for --llm-base-url")] = None,
+    api_key: Annotated[list[str] | None, typer.Option(help="Accept this client key (repeatable)")] = None,
+    allow_insecure_public_bind: Annotated[
+        bool, typer.Option(help="Allow listening beyond loopback without API keys")
+    ] = False,
+    max_session_minutes: Annotated[float | None, typer.Option(help="Maximum session length")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Start the Realtime API server."""
+    flags = {
+        "host": host,
+        "port": port,
+        "profile": profile,
+        "llm": llm,
+        "llm_base_url": llm_base_url,
+        "llm_model": llm_model,
+        "llm_api_key": llm_api_key,
+        "api_keys": api_key or None,
+        "allow_insecure_public_bind": allow_insecure_public_bind or None,
+        "max_session_minutes": max_session_minutes,
+    }
+    settings = Settings(**{name: value for name, value in flags.items() if value is not None})
+    try:
+        settings.check_bind()
+    except ValueError as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from .app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        ws_max_size=settings.max_event_bytes * 2,
+    )
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """List the built-in models and the profiles that use them."""
+    for name, spec in models.CATALOG.items():
+        profiles = [p for p, llm in PROFILE_LLMS.items() if llm == name]
+        typer.echo(f"{name:32} {', '.join(profiles) or '-':10} {spec.description}")
+
+
+@models_app.command("prepare")
+def prepare(
+    name: Annotated[list[str] | None, typer.Argument(help="Catalog names [default: every built-in model]")] = None,
+) -> None:
+    """Join split weights and verify them now, so the first start is quick."""
+    for model in name or list(models.CATALOG):
+        typer.echo(f"{model}: {models.resolve(model)}")
+
+
+if __name__ == "__main__":
+    app()

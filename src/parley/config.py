@@ -1,0 +1,61 @@
+"""Server settings from flags, environment (``PARLEY_*``) and defaults; profiles pick the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Profile = Literal["fast", "default"]
+
+# The language model each profile loads when no other is named (catalog names from parley.models).
+PROFILE_LLMS: dict[Profile, str] = {
+    "fast": "smollm2-135m-instruct",
+    "default": "qwen2.5-coder-0.5b-instruct",
+}
+
+DEFAULT_INSTRUCTIONS = "You are Parley, a helpful voice assistant. Keep your answers short: one to three sentences."
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    profile: Profile = "default"
+    llm: str | None = Field(None, description="catalog name, model source or GGUF path; overrides the profile")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint that serves the LLM stage")
+    llm_api_key: str | None = None
+    llm_model: str | None = Field(None, description="model name at llm_base_url")
+    llm_context_tokens: int = Field(4096, ge=512)
+    llm_threads: int | None = Field(None, ge=1)
+    instructions: str = DEFAULT_INSTRUCTIONS
+    api_keys: Annotated[list[str], NoDecode] = []
+    allow_insecure_public_bind: bool = False
+    max_session_minutes: float = Field(60.0, gt=0)
+    max_event_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    cache_dir: Path | None = None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """``PARLEY_API_KEYS=key1,key2`` is the natural way to pass several keys."""
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @property
+    def llm_source(self) -> str:
+        return self.llm or PROFILE_LLMS[self.profile]
+
+    def check_bind(self) -> None:
+        """Listening beyond loopback without keys exposes the models to the network: refuse unless told."""
+        if self.host not in LOOPBACK_HOSTS and not self.api_keys and not self.allow_insecure_public_bind:
+            raise ValueError(
+                f"refusing to listen on {self.host} without API keys: set PARLEY_API_KEYS (or --api-key), "
+                "or pass --allow-insecure-public-bind if the network is trusted"
+            )

@@ -1,0 +1,164 @@
+"""Local GGUF models through llama.cpp, with the KV cache of the shared prompt prefix reused between turns.
+
+One ``Llama`` context per process, driven by one dedicated thread: llama.cpp contexts are not thread-safe,
+and keeping one context means the system prompt (shared by every session) stays in the KV cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from .llm import EngineError, GenerationRequest, GenerationStats, TextStream
+
+_DONE = object()
+
+
+class LlamaCppModel:
+    def __init__(self, model_id: str, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+        self._id = model_id
+        self._llama = llama_cpp.Llama(
+            model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False
+        )
+        self._formatter = _chat_formatter(self._llama)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{model_id}")
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode(), add_bos=False, special=False))
+
+    def generate(self, request: GenerationRequest) -> TextStream:
+        stats = GenerationStats()
+        return TextStream(self._stream(request, stats), stats)
+
+    async def warm_up(self, instructions: str) -> None:
+        """Run one tiny turn so kernels are warm and the system prompt sits in the KV cache."""
+        messages = [{"role": "system", "content": instructions}, {"role": "user", "content": "Hello"}]
+        stream = self.generate(GenerationRequest(messages=messages, max_tokens=1))
+        async for _ in stream:
+            pass
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._llama.close()
+
+    async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        loop.run_in_executor(self._executor, self._run, request, stats, stop, emit)
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise EngineError(f"local model failed: {item}") from item
+                yield str(item)
+        finally:
+            # Closing early (cancel, disconnect) stops the thread at its next token.
+            stop.set()
+
+    def _run(
+        self,
+        request: GenerationRequest,
+        stats: GenerationStats,
+        stop: threading.Event,
+        emit: Callable[[object], None],
+    ) -> None:
+        try:
+            self._generate_blocking(request, stats, stop, emit)
+        except Exception as exc:  # reported to the awaiting response, never lost in the thread
+            emit(exc)
+        finally:
+            emit(_DONE)
+
+    def _generate_blocking(
+        self,
+        request: GenerationRequest,
+        stats: GenerationStats,
+        stop: threading.Event,
+        emit: Callable[[object], None],
+    ) -> None:
+        if stop.is_set():
+            stats.finish_reason = "cancelled"
+            return
+        llama = self._llama
+        budget = request.max_tokens or llama.n_ctx()
+        tokens = self._fit_prompt(request.messages, reserve=min(budget, llama.n_ctx() // 4))
+        budget = min(budget, llama.n_ctx() - len(tokens))
+        stats.prompt_tokens = len(tokens)
+        stats.cached_tokens = _reusable_prefix(list(llama._input_ids), tokens)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = llama._model.vocab
+        stats.finish_reason = "length"
+        for token in llama.generate(tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05):
+            if stop.is_set():
+                stats.finish_reason = "cancelled"
+                return
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                stats.finish_reason = "stop"
+                break
+            stats.completion_tokens += 1
+            text = decoder.decode(llama.detokenize([token]))
+            if text:
+                emit(text)
+            if stats.completion_tokens >= budget:
+                break
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            emit(tail)
+
+    def _fit_prompt(self, messages: list[dict[str, Any]], reserve: int) -> list[int]:
+        """Drop the oldest turns (never the system prompt or the latest turn) until the prompt fits."""
+        messages = list(messages)
+        while True:
+            tokens = self._tokenize_chat(messages)
+            if len(tokens) + reserve <= self._llama.n_ctx():
+                return tokens
+            first_turn = 1 if messages and messages[0]["role"] == "system" else 0
+            if len(messages) - first_turn <= 1:
+                raise EngineError(
+                    f"the prompt ({len(tokens)} tokens) does not fit the context of {self._llama.n_ctx()} tokens"
+                )
+            del messages[first_turn]
+
+    def _tokenize_chat(self, messages: list[dict[str, Any]]) -> list[int]:
+        result = self._formatter(messages=messages)
+        return self._llama.tokenize(result.prompt.encode(), add_bos=not result.added_special, special=True)
+
+
+def _chat_formatter(llama: llama_cpp.Llama) -> Jinja2ChatFormatter:
+    """The model's own chat template from its GGUF metadata, as llama.cpp's server would use it."""
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise EngineError("the GGUF file has no chat template (tokenizer.chat_template)")
+    eos, bos = llama.token_eos(), llama.token_bos()
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
+        bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+
+
+def _reusable_prefix(cached: list[int], prompt: list[int]) -> int:
+    """How many prompt tokens llama.cpp will take from the KV cache (it always re-evaluates one at least)."""
+    common = 0
+    for a, b in zip(cached, prompt, strict=False):
+        if a != b:
+            break
+        common += 1
+    return common - 1 if common == len(prompt) and common > 0 else common

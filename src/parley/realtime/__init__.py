@@ -1,0 +1,1 @@
+"""The OpenAI Realtime protocol: wire shapes, sessions, conversations and responses."""

@@ -1,0 +1,101 @@
+"""A Realtime WebSocket connection: handshake details, the receive loop, frame limits and session expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..config import Settings
+from ..engines.llm import LanguageModel
+from ..ids import new_id
+from ..metrics import ACTIVE_SESSIONS
+from .dialect import Dialect
+from .errors import RealtimeError
+from .handlers import dispatch
+from .session import RealtimeSession
+from .session_config import SessionConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "gpt-realtime"
+
+
+def offered_subprotocols(websocket: WebSocket) -> list[str]:
+    return list(websocket.scope.get("subprotocols", []))
+
+
+async def serve_connection(websocket: WebSocket, settings: Settings, llm: LanguageModel) -> None:
+    subprotocols = offered_subprotocols(websocket)
+    dialect = Dialect.detect(websocket.headers, subprotocols)
+    # Browsers fail the handshake unless one offered subprotocol is selected.
+    await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
+
+    lifetime_s = settings.max_session_minutes * 60
+    config = SessionConfig.initial(
+        dialect,
+        id=new_id("sess"),
+        model=websocket.query_params.get("model") or DEFAULT_MODEL_NAME,
+        expires_at=int(time.time() + lifetime_s),
+        instructions=settings.instructions,
+    )
+    session = RealtimeSession(dialect, config, llm)
+    writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
+    expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)
+    ACTIVE_SESSIONS.inc()
+    log.info("session %s opened (%s)", session.id, dialect.value)
+    session.announce()
+    try:
+        await _receive_loop(websocket, session, settings.max_event_bytes, writer)
+    finally:
+        expiry.cancel()
+        await session.close()
+        with contextlib.suppress(Exception):
+            await writer
+        ACTIVE_SESSIONS.dec()
+        log.info("session %s closed", session.id)
+    with contextlib.suppress(Exception):
+        await websocket.close(code=1000)
+
+
+async def _receive_loop(
+    websocket: WebSocket, session: RealtimeSession, max_event_bytes: int, writer: asyncio.Task[None]
+) -> None:
+    while not writer.done():
+        receiving = asyncio.create_task(websocket.receive())
+        await asyncio.wait({receiving, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if not receiving.done():
+            # The writer ended (expiry or a dead socket): stop reading.
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await receiving
+            return
+        message = receiving.result()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            session.error(RealtimeError("Events must be sent as text frames of JSON.", code="invalid_frame"), None)
+        elif len(text) > max_event_bytes:
+            session.error(
+                RealtimeError(
+                    f"Event too large: {len(text)} bytes; the maximum is {max_event_bytes} bytes.",
+                    code="event_too_large",
+                ),
+                None,
+            )
+        else:
+            await dispatch(session, text)
+
+
+def _expire(session: RealtimeSession) -> None:
+    """At the maximum session length: say why, then let the writer flush and the socket close with 1000."""
+    log.info("session %s expired", session.id)
+    session.error(
+        RealtimeError("Your session hit the maximum duration of the session.", code="session_expired"),
+        None,
+    )
+    session.finish_writing()
