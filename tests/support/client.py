@@ -1,0 +1,105 @@
+"""A Realtime client on the official ``openai`` SDK that records every event for strict validation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from tests.conformance.validator import Dialect, EventValidator, assert_conformant
+
+from .server import RunningServer
+
+
+class RecordingConnection:
+    """Sends through the SDK connection and keeps every raw server event in arrival order."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self.events: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self._validator = EventValidator(dialect)
+
+    async def send(self, event: dict[str, Any]) -> None:
+        self.sent.append(event)
+        await self.connection.send(event)
+
+    async def send_raw(self, text: str) -> None:
+        """A frame the SDK would never produce (bad JSON and the like)."""
+        await self.connection._connection.send(text)
+
+    async def next(self, timeout: float = 60.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.connection.recv_bytes(), timeout)
+        event = json.loads(raw)
+        self.events.append(event)
+        problems = self._validator.validate_event(event)
+        assert not problems, f"{event.get('type')}: {problems}"
+        return event
+
+    async def until(self, event_type: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Read events until one of ``event_type`` arrives; return it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = await self.next(max(0.1, deadline - loop.time()))
+            if event["type"] == event_type:
+                return event
+
+    async def expect_error(self, client_event_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        event = await self.until("error", timeout)
+        assert event["error"]["event_id"] == client_event_id, event
+        return event["error"]
+
+    async def no_event_within(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            event = await self.next(seconds)
+            raise AssertionError(f"unexpected event {event}")
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        return [event for event in self.events if event["type"] == event_type]
+
+    def assert_conformant(self, allow_open_responses: bool = False) -> None:
+        assert_conformant(self.events, self.dialect, self.sent, allow_open_responses=allow_open_responses)
+
+
+def sdk_client(server: RunningServer, api_key: str = "unused") -> AsyncOpenAI:
+    return AsyncOpenAI(
+        api_key=api_key,
+        base_url=f"{server.http_url}/v1",
+        websocket_base_url=f"ws://127.0.0.1:{server.port}/v1",
+    )
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    server: RunningServer, dialect: Dialect = "ga", model: str | None = None, api_key: str = "unused"
+) -> AsyncIterator[RecordingConnection]:
+    """Connect with ``client.realtime.connect`` (GA) or ``client.beta.realtime.connect`` (beta)."""
+    client = sdk_client(server, api_key)
+    if dialect == "ga":
+        manager = client.realtime.connect(model=model or "gpt-realtime")
+    else:
+        manager = client.beta.realtime.connect(model=model or "gpt-4o-mini-realtime-preview")
+    async with manager as connection:
+        recorder = RecordingConnection(connection, dialect)
+        created = await recorder.next()
+        assert created["type"] == "session.created"
+        yield recorder
+    await client.close()
+
+
+def user_text(text: str, item_id: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    if item_id:
+        item["id"] = item_id
+    return {"type": "conversation.item.create", "item": item}
+
+
+def response_text(events: list[dict[str, Any]], response_id: str) -> str:
+    deltas = ("response.output_text.delta", "response.text.delta")
+    return "".join(e["delta"] for e in events if e["type"] in deltas and e["response_id"] == response_id)

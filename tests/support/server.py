@@ -1,0 +1,77 @@
+"""Start a real ``parley serve`` process on a free loopback port and wait until it is ready."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(name: str, env: dict[str, str] | None = None, args: list[str] | None = None,
+                   ready_timeout_s: float = 240.0) -> Iterator[RunningServer]:
+    """A server with the ``fast`` profile unless ``env`` says otherwise; stopped (and checked alive) after."""
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / f"server-{name}.log"
+    environment = {**os.environ, "PARLEY_PROFILE": "fast", **(env or {})}
+    command = [sys.executable, "-m", "parley.cli", "serve", "--port", str(port), *(args or [])]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    server = RunningServer(port, process, log_path)
+    try:
+        _wait_ready(server, ready_timeout_s)
+        yield server
+        assert process.poll() is None, f"server {name} died during the tests:\n{server.log()[-3000:]}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_ready(server: RunningServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.http_url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.25)
+    raise TimeoutError(f"server not ready after {timeout_s}s:\n{server.log()[-3000:]}")
