@@ -1,0 +1,79 @@
+"""The local llama.cpp engine on both bundled models: streaming, usage, prompt-cache reuse, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from parley import models
+from parley.engines.llama_local import LlamaCppModel
+from parley.engines.llm import GenerationRequest
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer briefly."}
+
+
+@pytest.fixture(scope="module", params=["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"])
+async def llm(request: pytest.FixtureRequest) -> AsyncIterator[LlamaCppModel]:
+    path = await asyncio.to_thread(models.resolve, request.param)
+    model = await asyncio.to_thread(LlamaCppModel, request.param, path, n_ctx=2048)
+    yield model
+    await model.close()
+
+
+async def _complete(llm: LlamaCppModel, messages: list[dict[str, str]], max_tokens: int = 48) -> tuple[str, object]:
+    stream = llm.generate(GenerationRequest(messages=messages, max_tokens=max_tokens, temperature=0.2))
+    text = "".join([delta async for delta in stream])
+    return text, stream.stats
+
+
+async def test_streams_text_with_token_counts(llm: LlamaCppModel) -> None:
+    messages = [SYSTEM, {"role": "user", "content": "What is two plus two?"}]
+    text, stats = await _complete(llm, messages)
+    assert text.strip()
+    assert stats.prompt_tokens > 10  # type: ignore[attr-defined]
+    assert 0 < stats.completion_tokens <= 48  # type: ignore[attr-defined]
+    assert stats.finish_reason in {"stop", "length"}  # type: ignore[attr-defined]
+    if stats.finish_reason == "stop":  # type: ignore[attr-defined]
+        # Counted by the model's tokenizer: the text re-tokenizes to about as many tokens as were generated.
+        assert abs(llm.count_tokens(text) - stats.completion_tokens) <= 2  # type: ignore[attr-defined]
+
+
+async def test_next_turn_reuses_the_cached_prefix(llm: LlamaCppModel) -> None:
+    first = [SYSTEM, {"role": "user", "content": "Name a colour."}]
+    answer, first_stats = await _complete(llm, first)
+    second = [*first, {"role": "assistant", "content": answer}, {"role": "user", "content": "Another one?"}]
+    _, stats = await _complete(llm, second)
+    assert stats.cached_tokens >= first_stats.prompt_tokens  # type: ignore[attr-defined]
+    assert stats.cached_tokens < stats.prompt_tokens  # type: ignore[attr-defined]
+
+
+async def test_max_tokens_ends_with_length(llm: LlamaCppModel) -> None:
+    messages = [SYSTEM, {"role": "user", "content": "Count from one to one hundred in words."}]
+    _, stats = await _complete(llm, messages, max_tokens=4)
+    assert stats.completion_tokens == 4  # type: ignore[attr-defined]
+    assert stats.finish_reason == "length"  # type: ignore[attr-defined]
+
+
+async def test_closing_the_stream_stops_generation(llm: LlamaCppModel) -> None:
+    messages = [SYSTEM, {"role": "user", "content": "Write a long story about the sea, at least 400 words."}]
+    stream = llm.generate(GenerationRequest(messages=messages, max_tokens=1500))
+    async for _ in stream:
+        break
+    await stream.aclose()
+    # The worker thread notices within a token; the next request is served straight after.
+    text, stats = await asyncio.wait_for(_complete(llm, [SYSTEM, {"role": "user", "content": "Hi"}], 8), 30)
+    assert stats.completion_tokens >= 1  # type: ignore[attr-defined]
+    assert stream.stats.finish_reason == "cancelled"
+    assert stream.stats.completion_tokens < 1500
+
+
+async def test_an_overlong_history_is_trimmed_from_the_oldest_turn(llm: LlamaCppModel) -> None:
+    filler = "word " * 400
+    history = [SYSTEM]
+    for index in range(8):
+        history += [{"role": "user", "content": f"{index} {filler}"}, {"role": "assistant", "content": "ok"}]
+    history.append({"role": "user", "content": "Say OK."})
+    text, stats = await _complete(llm, history, max_tokens=8)
+    assert stats.prompt_tokens <= 2048  # type: ignore[attr-defined]
