@@ -40,7 +40,9 @@ async def test_browser_subprotocols_select_realtime_and_beta(keyed_server: Runni
 
 async def test_ga_browser_subprotocols(keyed_server: RunningServer) -> None:
     offered = ["realtime", f"openai-insecure-api-key.{TEST_KEYS[1]}"]
-    event, chosen = await _first_event(f"{keyed_server.ws_url}?model=gpt-realtime&voice=alloy&x=1", subprotocols=offered)
+    event, chosen = await _first_event(
+        f"{keyed_server.ws_url}?model=gpt-realtime&voice=alloy&x=1", subprotocols=offered
+    )
     assert chosen == "realtime"
     assert event["session"]["type"] == "realtime"  # type: ignore[index]
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +19,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Model weights: list them, prepare them ahead of the first start.")
 app.add_typer(models_app, name="models")
+bench_app = typer.Typer(help="Measure a Realtime server (Parley or any compatible one) as a client would.")
+app.add_typer(bench_app, name="bench")
 
 
 @app.command()
@@ -81,6 +86,23 @@ def prepare(
     """Join split weights and verify them now, so the first start is quick."""
     for model in name or list(models.CATALOG):
         typer.echo(f"{model}: {models.resolve(model)}")
+
+
+@bench_app.command("text")
+def bench_text(
+    url: Annotated[str, typer.Option(help="Realtime WebSocket URL")] = "ws://127.0.0.1:8000/v1/realtime",
+    runs: Annotated[int, typer.Option(min=1, help="Questions per series")] = 10,
+    api_key: Annotated[str | None, typer.Option(help="Key, when the server requires one")] = None,
+    label: Annotated[str, typer.Option(help="Row label for the Markdown table")] = "series",
+    json_out: Annotated[Path | None, typer.Option(help="Write the full results here as JSON")] = None,
+) -> None:
+    """Time to first text delta, prompt cache cold and warm."""
+    from .bench import text_latency
+
+    series = asyncio.run(text_latency.run(url, runs, api_key))
+    typer.echo(text_latency.markdown(label, series))
+    if json_out is not None:
+        json_out.write_text(json.dumps(text_latency.report(series), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,15 @@ from dataclasses import dataclass, field
 
 from . import models
 from .config import Settings
-from .engines.llm import LanguageModel
+from .engines.llm import EngineError, LanguageModel
 
 log = logging.getLogger(__name__)
+
+
+# A remote endpoint that is not up yet (started alongside Parley, restarting) is asked again after
+# these delays, doubling up to the cap, until it answers or the server stops.
+RETRY_FIRST_DELAY_S = 1.0
+RETRY_MAX_DELAY_S = 30.0
 
 
 @dataclass
@@ -21,16 +27,46 @@ class Services:
     load_error: str | None = None
 
     async def load(self) -> None:
-        """Load and warm the models off the event loop; ``ready`` is set once a session can be served."""
+        """Load and warm the models off the event loop; ``ready`` is set once a session can be served.
+
+        ``llm`` is only set once the model answered, so nothing lists or serves a model that is not there.
+        """
         try:
-            self.llm = await asyncio.to_thread(build_llm, self.settings)
-            await self.llm.warm_up(self.settings.instructions)
+            llm = await asyncio.to_thread(build_llm, self.settings)
         except Exception as exc:
             self.load_error = str(exc)
             log.exception("loading models failed")
             raise
+        try:
+            await self._warm_up(llm)
+        except BaseException:
+            await llm.close()
+            raise
+        self.llm = llm
+        self.load_error = None
         self.ready.set()
-        log.info("ready: language model %s", self.llm.id)
+        log.info("ready: language model %s", llm.id)
+
+    async def _warm_up(self, llm: LanguageModel) -> None:
+        delay = RETRY_FIRST_DELAY_S
+        while True:
+            try:
+                await llm.warm_up(self.settings.instructions)
+                return
+            except EngineError as exc:
+                if not self.settings.llm_base_url:
+                    self.load_error = str(exc)
+                    log.exception("loading models failed")
+                    raise
+                # A remote endpoint may come up later: say why we are not ready, and keep asking.
+                self.load_error = f"{exc} (retrying in {delay:g}s)"
+                log.warning("language model not ready: %s", self.load_error)
+            except Exception as exc:
+                self.load_error = str(exc)
+                log.exception("loading models failed")
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
     async def close(self) -> None:
         if self.llm is not None:

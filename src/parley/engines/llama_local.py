@@ -1,7 +1,9 @@
 """Local GGUF models through llama.cpp, with the KV cache of the shared prompt prefix reused between turns.
 
-One ``Llama`` context per process, driven by one dedicated thread: llama.cpp contexts are not thread-safe,
-and keeping one context means the system prompt (shared by every session) stays in the KV cache.
+One ``Llama`` context per process, driven by one dedicated thread (llama.cpp contexts are not thread-safe).
+After every generation the KV state is saved in a bounded RAM cache keyed by its tokens; before the next one,
+the state sharing the longest prefix with the new prompt is restored when it beats what the live context
+holds. So sessions taking turns do not evict each other's history, and the system prompt stays warm.
 """
 
 from __future__ import annotations
@@ -17,18 +19,29 @@ from typing import Any
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from .kv_states import PrefixStateCache, common_prefix
 from .llm import EngineError, GenerationRequest, GenerationStats, TextStream
 
 _DONE = object()
+DEFAULT_PROMPT_CACHE_BYTES = 256 * 1024 * 1024
 
 
 class LlamaCppModel:
-    def __init__(self, model_id: str, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
+    ) -> None:
         self._id = model_id
         self._llama = llama_cpp.Llama(
             model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False
         )
         self._formatter = _chat_formatter(self._llama)
+        self._saved_states = PrefixStateCache(prompt_cache_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{model_id}")
 
     @property
@@ -100,6 +113,7 @@ class LlamaCppModel:
         tokens = self._fit_prompt(request.messages, reserve=min(budget, llama.n_ctx() // 4))
         budget = min(budget, llama.n_ctx() - len(tokens))
         stats.prompt_tokens = len(tokens)
+        self._saved_states.restore_if_longer(llama, tokens)
         stats.cached_tokens = _reusable_prefix(list(llama._input_ids), tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llama._model.vocab
@@ -120,6 +134,7 @@ class LlamaCppModel:
         tail = decoder.decode(b"", final=True)
         if tail:
             emit(tail)
+        self._saved_states.save(llama)
 
     def _fit_prompt(self, messages: list[dict[str, Any]], reserve: int) -> list[int]:
         """Drop the oldest turns (never the system prompt or the latest turn) until the prompt fits."""
@@ -156,9 +171,5 @@ def _chat_formatter(llama: llama_cpp.Llama) -> Jinja2ChatFormatter:
 
 def _reusable_prefix(cached: list[int], prompt: list[int]) -> int:
     """How many prompt tokens llama.cpp will take from the KV cache (it always re-evaluates one at least)."""
-    common = 0
-    for a, b in zip(cached, prompt, strict=False):
-        if a != b:
-            break
-        common += 1
+    common = common_prefix(cached, prompt)
     return common - 1 if common == len(prompt) and common > 0 else common
