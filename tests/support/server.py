@@ -42,8 +42,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(name: str, env: dict[str, str] | None = None, args: list[str] | None = None,
-                   ready_timeout_s: float = 240.0) -> Iterator[RunningServer]:
+def running_server(
+    name: str, env: dict[str, str] | None = None, args: list[str] | None = None, ready_timeout_s: float = 240.0
+) -> Iterator[RunningServer]:
     """A server with the ``fast`` profile unless ``env`` says otherwise; stopped (and checked alive) after."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 import time
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -79,16 +81,38 @@ async def _receive_loop(
         text = message.get("text")
         if text is None:
             session.error(RealtimeError("Events must be sent as text frames of JSON.", code="invalid_frame"), None)
-        elif len(text) > max_event_bytes:
+        elif (size := _utf8_size(text, max_event_bytes)) > max_event_bytes:
             session.error(
                 RealtimeError(
-                    f"Event too large: {len(text)} bytes; the maximum is {max_event_bytes} bytes.",
+                    f"Event too large: {size} bytes; the maximum is {max_event_bytes} bytes.",
                     code="event_too_large",
                 ),
-                None,
+                _peek_event_id(text),
             )
         else:
             await dispatch(session, text)
+
+
+def _utf8_size(text: str, limit: int) -> int:
+    """The frame's size in bytes, as the limit means it; only encoded when characters alone cannot tell."""
+    if len(text) > limit or len(text) * 4 <= limit:
+        return len(text)
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+# An oversized frame is not parsed, but its event_id usually sits at one end (the SDK sends keys in the
+# order the caller wrote them); an escaped "event_id" inside a string value cannot match.
+_EVENT_ID = re.compile(r'"event_id"\s*:\s*("(?:[^"\\]|\\.)*")')
+_PEEK_CHARS = 1024
+
+
+def _peek_event_id(text: str) -> str | None:
+    for end in (text[:_PEEK_CHARS], text[-_PEEK_CHARS:]):
+        if match := _EVENT_ID.search(end):
+            with contextlib.suppress(ValueError):
+                value = json.loads(match.group(1))
+                return value if isinstance(value, str) else None
+    return None
 
 
 def _expire(session: RealtimeSession) -> None:

@@ -41,6 +41,7 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
 async def dispatch(session: RealtimeSession, raw: str) -> None:
     """Handle one client frame; any problem becomes an ``error`` event and the session goes on."""
     client_event_id: str | None = None
+    event: dict[str, Any] | None = None
     try:
         event = _parse_json(raw)
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
@@ -57,7 +58,7 @@ async def dispatch(session: RealtimeSession, raw: str) -> None:
     except RealtimeError as exc:
         session.error(exc, client_event_id)
     except ValidationError as exc:
-        session.error(from_validation_error(exc), client_event_id)
+        session.error(from_validation_error(exc, data=event), client_event_id)
     except Exception:
         log.exception("session %s: handler failed", session.id)
         session.error(
@@ -68,12 +69,25 @@ async def dispatch(session: RealtimeSession, raw: str) -> None:
 
 def _parse_json(raw: str) -> dict[str, Any]:
     try:
-        event = json.loads(raw)
-    except json.JSONDecodeError as exc:
+        event = json.loads(raw, parse_constant=_reject_constant)
+        # A lone surrogate escape (\ud800) parses, but can never be sent back: echoed in session.updated
+        # or an error message, it would kill the writer and with it the session.
+        if ("\\ud" in raw or "\\uD" in raw) and isinstance(event, dict):
+            json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RealtimeError("Invalid JSON: a string holds an unpaired surrogate escape.", code="invalid_json") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad syntax, NaN or Infinity, integers past Python's digit limit;
+        # RecursionError: nesting deeper than the parser goes.
         raise RealtimeError(f"Invalid JSON: {exc}.", code="invalid_json") from None
     if not isinstance(event, dict):
         raise RealtimeError("Each event must be a JSON object.", code="invalid_json")
     return event
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259); stored and echoed back, they break clients' parsers."""
+    raise ValueError(f"{name} is not a valid JSON value")
 
 
 class _Event(BaseModel):
@@ -94,7 +108,7 @@ async def session_update(session: RealtimeSession, event: dict[str, Any], _: str
     try:
         update = update_model.model_validate(payload)
     except ValidationError as exc:
-        raise from_validation_error(exc, "session") from None
+        raise from_validation_error(exc, "session", payload) from None
     config = update.apply(session.config)
     if config.input_format != session.config.input_format and session.input_audio.duration_ms() > 0:
         # Bytes already buffered were written in the old format; mixing them would corrupt the turn.
@@ -239,7 +253,7 @@ async def response_create(session: RealtimeSession, event: dict[str, Any], _: st
     try:
         params = create_model.model_validate(overrides).to_params(session.config, session.conversation)
     except ValidationError as exc:
-        raise from_validation_error(exc, "response") from None
+        raise from_validation_error(exc, "response", overrides) from None
     active = session.active_response
     if params.in_conversation and active is not None:
         raise RealtimeError(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .conversation import Conversation
-from .errors import RealtimeError
+from .errors import RealtimeError, from_validation_error
 from .items import Item, ItemIn
 from .session_config import (
     AudioFormatName,
@@ -71,11 +71,14 @@ class _CommonCreate(_Lenient):
         items: list[Item] = []
         for index, raw in enumerate(self.input):
             param = f"response.input[{index}]"
-            if raw.get("type") == "item_reference":
-                reference = _ItemReference.model_validate(raw)
-                items.append(conversation.get(reference.id, f"{param}.id"))
-            else:
-                items.append(ItemIn.model_validate(raw).to_item(param))
+            try:
+                if raw.get("type") == "item_reference":
+                    reference = _ItemReference.model_validate(raw)
+                    items.append(conversation.get(reference.id, f"{param}.id"))
+                else:
+                    items.append(ItemIn.model_validate(raw).to_item(param))
+            except ValidationError as exc:
+                raise from_validation_error(exc, param, raw) from None
         return items
 
     def _in_conversation(self) -> bool:
