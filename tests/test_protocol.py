@@ -32,7 +32,7 @@ async def _ask(conn: RecordingConnection, text: str, response: dict[str, Any] | 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_session_created_carries_the_full_effective_session(server: RunningServer, dialect: str) -> None:
-    async with connect(server, dialect) as conn:
+    async with connect(server, dialect, speak=True) as conn:
         session = conn.events[0]["session"]
         assert session["id"].startswith("sess_")
         assert abs(session["expires_at"] - (time.time() + 3600)) < 60
@@ -187,12 +187,21 @@ async def test_text_response_event_order(server: RunningServer, dialect: str) ->
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_audio_request_falls_back_to_text_and_says_so(server: RunningServer, dialect: str) -> None:
-    async with connect(server, dialect) as conn:
+async def test_a_text_question_gets_a_spoken_answer(server: RunningServer, dialect: str) -> None:
+    """The default session speaks: audio deltas and their transcript, in each dialect's names."""
+    async with connect(server, dialect, speak=True) as conn:
         response = await _ask(conn, "Hello!", _limit(dialect, 40))
         assert response["status"] in {"completed", "incomplete"}
         key = "output_modalities" if dialect == "ga" else "modalities"
-        assert response[key] == ["text"]
+        assert response[key] == (["audio"] if dialect == "ga" else ["audio", "text"])
+        audio_delta = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
+        transcript_delta = (
+            "response.output_audio_transcript.delta" if dialect == "ga" else "response.audio_transcript.delta"
+        )
+        assert conn.of_type(audio_delta) and conn.of_type(transcript_delta)
+        part = response["output"][0]["content"][0]
+        assert part["type"] == ("output_audio" if dialect == "ga" else "audio")
+        assert part["transcript"] == "".join(e["delta"] for e in conn.of_type(transcript_delta))
         conn.assert_conformant()
 
 

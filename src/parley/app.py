@@ -71,10 +71,10 @@ def create_app(settings: Settings) -> FastAPI:
         if not key_accepted(key, settings.api_keys):
             await _deny(websocket, 401, "invalid_api_key", "Missing or invalid API key.")
             return
-        if not services.ready.is_set() or services.llm is None:
+        if not services.ready.is_set() or services.llm is None or services.voice is None:
             await _deny(websocket, 503, "not_ready", "The server is still loading its models; retry shortly.")
             return
-        await serve_connection(websocket, settings, services.llm)
+        await serve_connection(websocket, settings, services.llm, services.voice)
 
     return app
 

@@ -105,5 +105,50 @@ def bench_text(
         json_out.write_text(json.dumps(text_latency.report(series), indent=2) + "\n")
 
 
+@bench_app.command("voice")
+def bench_voice(
+    url: Annotated[str, typer.Option(help="Realtime WebSocket URL")] = "ws://127.0.0.1:8000/v1/realtime",
+    api_key: Annotated[str | None, typer.Option(help="Key, when the server requires one")] = None,
+    manifest: Annotated[
+        list[Path] | None, typer.Option(help="Speech manifest.jsonl, or a folder holding one (repeatable)")
+    ] = None,
+    folder: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Folder of the shared speech recordings (repeatable; without --manifest or --folder: "
+            "commands_en, ljspeech_en, pocketsphinx_en)"
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Measure only the first N utterances in all")] = None,
+    silence_duration_ms: Annotated[int, typer.Option(min=0, help="server_vad silence that ends a turn")] = 500,
+    timeout_s: Annotated[float, typer.Option(min=1, help="Give up on an utterance this long after its end")] = 30.0,
+    label: Annotated[str, typer.Option(help="Label for the Markdown table")] = "voice",
+    json_out: Annotated[Path | None, typer.Option(help="Write the full results here as JSON")] = None,
+) -> None:
+    """Voice-to-voice latency and transcript word error rate, real recordings streamed at real-time pace."""
+    from .bench import voice_latency
+
+    sources = [*(manifest or []), *(voice_latency.speech_folder(name) for name in folder or [])]
+    try:
+        utterances = voice_latency.load_utterances(sources or voice_latency.default_sources())[:limit]
+    except (OSError, ValueError) as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    def progress(result: voice_latency.Result) -> None:
+        outcome = "; ".join(result.errors) or f"{result.voice_to_voice_ms} ms, heard {result.transcript!r}"
+        typer.echo(f"{result.folder}/{result.id}: {outcome}", err=True)
+
+    results = asyncio.run(
+        voice_latency.run(url, utterances, api_key, silence_duration_ms, timeout_s, on_result=progress)
+    )
+    typer.echo(voice_latency.markdown(label, results))
+    if json_out is not None:
+        settings = {"url": url, "silence_duration_ms": silence_duration_ms, "timeout_s": timeout_s}
+        json_out.write_text(json.dumps(voice_latency.report(results, settings), indent=2) + "\n")
+    if results and not any(result.ok for result in results):
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

@@ -16,6 +16,12 @@ PROFILE_LLMS: dict[Profile, str] = {
     "default": "qwen2.5-coder-0.5b-instruct",
 }
 
+# The speech recognizer each profile loads (names from parley.engines.whisper).
+PROFILE_RECOGNIZERS: dict[Profile, str] = {
+    "fast": "whisper-tiny.en",
+    "default": "whisper-base",
+}
+
 DEFAULT_INSTRUCTIONS = "You are Parley, a helpful voice assistant. Keep your answers short: one to three sentences."
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -33,6 +39,7 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, description="model name at llm_base_url")
     llm_context_tokens: int = Field(4096, ge=512)
     llm_threads: int | None = Field(None, ge=1)
+    speech_threads: int = Field(2, ge=1, description="worker threads for VAD, recognition and synthesis")
     instructions: str = DEFAULT_INSTRUCTIONS
     api_keys: Annotated[list[str], NoDecode] = []
     allow_insecure_public_bind: bool = False

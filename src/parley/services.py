@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass, field
 
 from . import models
-from .config import Settings
+from .config import PROFILE_RECOGNIZERS, Settings
 from .engines.llm import EngineError, LanguageModel
+from .voice.stack import VoiceStack
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ RETRY_MAX_DELAY_S = 30.0
 class Services:
     settings: Settings
     llm: LanguageModel | None = None
+    voice: VoiceStack | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     load_error: str | None = None
 
@@ -33,6 +35,7 @@ class Services:
         """
         try:
             llm = await asyncio.to_thread(build_llm, self.settings)
+            self.voice = await asyncio.to_thread(build_voice, self.settings)
         except Exception as exc:
             self.load_error = str(exc)
             log.exception("loading models failed")
@@ -71,6 +74,8 @@ class Services:
     async def close(self) -> None:
         if self.llm is not None:
             await self.llm.close()
+        if self.voice is not None:
+            self.voice.close()
 
 
 def build_llm(settings: Settings) -> LanguageModel:
@@ -88,3 +93,22 @@ def build_llm(settings: Settings) -> LanguageModel:
     path = models.resolve(source, settings.cache_dir)
     model_id = source if source in models.CATALOG else path.stem
     return LlamaCppModel(model_id, path, n_ctx=settings.llm_context_tokens, n_threads=settings.llm_threads)
+
+
+def build_voice(settings: Settings) -> VoiceStack:
+    """The profile's speech models, loaded once and warmed so the first turn pays no start-up cost."""
+    import numpy as np
+
+    from .engines.silero_vad import SileroVad
+    from .engines.smart_turn import SmartTurn
+    from .engines.speech import LISTEN_RATE
+    from .engines.whisper import load_recognizer
+    from .voice.voices import load_synthesizers
+
+    recognizer = load_recognizer(PROFILE_RECOGNIZERS[settings.profile], settings.cache_dir, settings.speech_threads)
+    synthesizer = load_synthesizers(settings.profile, settings.cache_dir)
+    end_of_turn = SmartTurn.from_source()
+    recognizer.transcribe(np.zeros(LISTEN_RATE, dtype=np.float32))
+    synthesizer.synthesize("Hello.", "alloy")
+    end_of_turn.turn_complete_probability(np.zeros(LISTEN_RATE, dtype=np.float32))
+    return VoiceStack(SileroVad.from_source(), end_of_turn, recognizer, synthesizer, settings.speech_threads)

@@ -77,9 +77,17 @@ def sdk_client(server: RunningServer, api_key: str = "unused") -> AsyncOpenAI:
 
 @contextlib.asynccontextmanager
 async def connect(
-    server: RunningServer, dialect: Dialect = "ga", model: str | None = None, api_key: str = "unused"
+    server: RunningServer,
+    dialect: Dialect = "ga",
+    model: str | None = None,
+    api_key: str = "unused",
+    speak: bool = False,
 ) -> AsyncIterator[RecordingConnection]:
-    """Connect with ``client.realtime.connect`` (GA) or ``client.beta.realtime.connect`` (beta)."""
+    """Connect with ``client.realtime.connect`` (GA) or ``client.beta.realtime.connect`` (beta).
+
+    Sessions answer in text unless ``speak``: most protocol tests are about events, not voices, and text
+    keeps them quick. With ``speak`` the session keeps the server's defaults (spoken answers).
+    """
     client = sdk_client(server, api_key)
     if dialect == "ga":
         manager = client.realtime.connect(model=model or "gpt-realtime")
@@ -89,6 +97,12 @@ async def connect(
         recorder = RecordingConnection(connection, dialect)
         created = await recorder.next()
         assert created["type"] == "session.created"
+        if not speak:
+            text_only = (
+                {"type": "realtime", "output_modalities": ["text"]} if dialect == "ga" else {"modalities": ["text"]}
+            )
+            await recorder.send({"type": "session.update", "session": text_only})
+            await recorder.until("session.updated")
         yield recorder
     await client.close()
 

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..engines.llm import LanguageModel
 from ..ids import new_id
 from ..metrics import ACTIVE_SESSIONS
+from ..voice.stack import VoiceStack
 from .dialect import Dialect
 from .errors import RealtimeError
 from .handlers import dispatch
@@ -30,7 +31,7 @@ def offered_subprotocols(websocket: WebSocket) -> list[str]:
     return list(websocket.scope.get("subprotocols", []))
 
 
-async def serve_connection(websocket: WebSocket, settings: Settings, llm: LanguageModel) -> None:
+async def serve_connection(websocket: WebSocket, settings: Settings, llm: LanguageModel, voice: VoiceStack) -> None:
     subprotocols = offered_subprotocols(websocket)
     dialect = Dialect.detect(websocket.headers, subprotocols)
     # Browsers fail the handshake unless one offered subprotocol is selected.
@@ -44,7 +45,7 @@ async def serve_connection(websocket: WebSocket, settings: Settings, llm: Langua
         expires_at=int(time.time() + lifetime_s),
         instructions=settings.instructions,
     )
-    session = RealtimeSession(dialect, config, llm)
+    session = RealtimeSession(dialect, config, llm, voice)
     writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
     expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)
     ACTIVE_SESSIONS.inc()

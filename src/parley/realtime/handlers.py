@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,11 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..ids import new_id
+from ..voice import audio as codec
 from .dialect import Dialect
 from .errors import RealtimeError, from_validation_error
-from .input_audio import BYTES_PER_MS, MIN_COMMIT_MS
-from .items import ContentPart, Item, ItemIn, decode_base64
+from .items import ItemIn, decode_base64
 from .response import Response
 from .response_params import BetaResponseCreate, GAResponseCreate
 from .session import RealtimeSession
@@ -28,6 +26,8 @@ HANDLERS: dict[str, Handler] = {}
 
 # Decoding base64 of a multi-megabyte append is CPU work worth keeping off the event loop.
 _OFFLOAD_BASE64_CHARS = 256 * 1024
+# OpenAI refuses to commit less audio than this.
+MIN_COMMIT_MS = 100
 
 
 def handles(event_type: str) -> Callable[[Handler], Handler]:
@@ -109,13 +109,8 @@ async def session_update(session: RealtimeSession, event: dict[str, Any], _: str
         update = update_model.model_validate(payload)
     except ValidationError as exc:
         raise from_validation_error(exc, "session", payload) from None
-    config = update.apply(session.config)
-    if config.input_format != session.config.input_format and session.input_audio.duration_ms() > 0:
-        # Bytes already buffered were written in the old format; mixing them would corrupt the turn.
-        session.input_audio.clear()
-    session.config = config
-    session.input_audio.format = config.input_format
-    session.emit("session.updated", session=config.render(session.dialect))
+    session.apply_config(update.apply(session.config))
+    session.emit("session.updated", session=session.config.render(session.dialect))
 
 
 # Input audio buffer -------------------------------------------------------------------------------------
@@ -132,34 +127,24 @@ async def input_audio_append(session: RealtimeSession, event: dict[str, Any], _:
         audio = await asyncio.to_thread(decode_base64, encoded, "audio")
     else:
         audio = decode_base64(encoded, "audio")
-    session.input_audio.append(audio)
+    await session.listen(audio)
 
 
 @handles("input_audio_buffer.commit")
 async def input_audio_commit(session: RealtimeSession, event: dict[str, Any], _: str | None) -> None:
-    duration = session.input_audio.duration_ms()
+    duration = session.listener.buffered_ms()
     if duration < MIN_COMMIT_MS:
         raise RealtimeError(
             "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
             f"but buffer only has {duration:.2f}ms of audio.",
             code="input_audio_buffer_commit_empty",
         )
-    audio = session.input_audio.take()
-    encoded = await asyncio.to_thread(_b64encode, audio)
-    item = Item(
-        id=new_id("item"),
-        type="message",
-        role="user",
-        content=[ContentPart(type="input_audio", audio=encoded, transcript=None)],
-    )
-    previous = session.conversation.last_item_id
-    session.emit("input_audio_buffer.committed", previous_item_id=previous, item_id=item.id)
-    session.add_item(item)
+    session.commit_audio()
 
 
 @handles("input_audio_buffer.clear")
 async def input_audio_clear(session: RealtimeSession, event: dict[str, Any], _: str | None) -> None:
-    session.input_audio.clear()
+    session.listener.clear()
     session.emit("input_audio_buffer.cleared")
 
 
@@ -183,7 +168,7 @@ class _Truncate(_ItemRef):
 @handles("conversation.item.create")
 async def conversation_item_create(session: RealtimeSession, event: dict[str, Any], _: str | None) -> None:
     request = _ItemCreate.model_validate(event)
-    session.add_item(request.item.to_item(), request.previous_item_id)
+    session.add_item(request.item.to_item(audio_format=session.config.input_format), request.previous_item_id)
 
 
 @handles("conversation.item.retrieve")
@@ -217,16 +202,18 @@ async def conversation_item_truncate(session: RealtimeSession, event: dict[str, 
     if not is_audio:
         raise RealtimeError("Only model output audio messages can be truncated.", code="invalid_value", param="item_id")
     part = item.content[request.content_index]
-    audio = decode_base64(part.audio or "", "audio")
-    bytes_per_ms = BYTES_PER_MS[session.config.output_format]
-    duration_ms = len(audio) // bytes_per_ms
+    bytes_per_ms = codec.bytes_per_ms(part.audio_format or session.config.output_format)
+    duration_ms = len(part.audio or b"") // bytes_per_ms
     if request.audio_end_ms > duration_ms:
         raise RealtimeError(
             f"Audio content of {duration_ms}ms is already shorter than {request.audio_end_ms}ms.",
             code="invalid_value",
             param="audio_end_ms",
         )
-    part.audio = _b64encode(audio[: request.audio_end_ms * bytes_per_ms])
+    # What was not played was not heard: the next response must not see it.
+    part.audio = (part.audio or b"")[: request.audio_end_ms * bytes_per_ms]
+    part.transcript = part.transcript_heard(request.audio_end_ms)
+    part.word_ends = [word for word in part.word_ends if word[0] <= request.audio_end_ms]
     session.emit(
         "conversation.item.truncated",
         item_id=item.id,
@@ -261,7 +248,6 @@ async def response_create(session: RealtimeSession, event: dict[str, Any], _: st
             "Wait until the response is finished before creating a new one.",
             code="conversation_already_has_active_response",
         )
-    params.with_capabilities(can_speak=False)
     session.start_response(Response(session, params, session.conversation, session.llm))
 
 
@@ -276,7 +262,3 @@ async def response_cancel(session: RealtimeSession, event: dict[str, Any], _: st
     if not running:
         raise RealtimeError("Cancellation failed: no active response found", code="response_cancel_not_active")
     await running[0].cancel("client_cancelled")
-
-
-def _b64encode(audio: bytes) -> str:
-    return base64.b64encode(audio).decode("ascii")

@@ -26,10 +26,23 @@ _ALLOWED_CONTENT: dict[str, set[str]] = {
 class ContentPart(BaseModel):
     type: ContentType
     text: str | None = None
-    audio: str | None = None  # base64, kept for conversation.item.retrieve
+    audio: bytes | None = None  # raw, in ``audio_format``; base64 only when a client retrieves it
+    audio_format: str | None = None
     transcript: str | None = None
     image_url: str | None = None
     detail: str | None = None
+    # Spoken output: (end of a word in ms from the audio's start, transcript length up to that word).
+    word_ends: list[tuple[int, int]] = []
+    language: str | None = None  # of an input transcript, as detected
+
+    def transcript_heard(self, audio_end_ms: int) -> str:
+        """The transcript up to the last word that ends by ``audio_end_ms``."""
+        heard = 0
+        for end_ms, chars in self.word_ends:
+            if end_ms > audio_end_ms:
+                break
+            heard = chars
+        return (self.transcript or "")[:heard]
 
     def render(self, dialect: Dialect, *, include_audio: bool) -> dict[str, Any]:
         wire: dict[str, Any] = {"type": dialect.content_type_out(self.type)}
@@ -37,7 +50,7 @@ class ContentPart(BaseModel):
             wire["text"] = self.text or ""
         elif self.type in {"input_audio", "output_audio"}:
             if include_audio and self.audio is not None:
-                wire["audio"] = self.audio
+                wire["audio"] = base64.b64encode(self.audio).decode("ascii")
             wire["transcript"] = self.transcript
         else:
             wire["image_url"] = self.image_url
@@ -104,7 +117,8 @@ class ItemIn(BaseModel):
     arguments: str | None = None
     output: str | None = None
 
-    def to_item(self, param: str = "item") -> Item:
+    def to_item(self, param: str = "item", audio_format: str = "pcm16") -> Item:
+        """Check the item and build it; ``audio_format`` is the session's input format (for audio parts)."""
         item_id = self.id or new_id("item")
         if self.type == "function_call":
             if not self.name:
@@ -127,10 +141,10 @@ class ItemIn(BaseModel):
             raise _missing(f"{param}.role")
         if not self.content:
             raise _missing(f"{param}.content")
-        parts = [self._content_part(index, part, param) for index, part in enumerate(self.content)]
+        parts = [self._content_part(index, part, param, audio_format) for index, part in enumerate(self.content)]
         return Item(id=item_id, type="message", status=self.status or "completed", role=self.role, content=parts)
 
-    def _content_part(self, index: int, part: ContentIn, param: str) -> ContentPart:
+    def _content_part(self, index: int, part: ContentIn, param: str, audio_format: str) -> ContentPart:
         where = f"{param}.content[{index}]"
         kind = Dialect.content_type_in(part.type)
         allowed = _ALLOWED_CONTENT[self.role or "user"]
@@ -149,9 +163,8 @@ class ItemIn(BaseModel):
         if kind == "input_audio":
             if part.audio is None and part.transcript is None:
                 raise _missing(f"{where}.audio")
-            if part.audio is not None:
-                decode_base64(part.audio, f"{where}.audio")
-            return ContentPart(type=kind, audio=part.audio, transcript=part.transcript)
+            audio = decode_base64(part.audio, f"{where}.audio") if part.audio is not None else None
+            return ContentPart(type=kind, audio=audio, audio_format=audio_format, transcript=part.transcript)
         if not part.image_url or not part.image_url.startswith("data:image/"):
             raise RealtimeError(
                 "Invalid image: 'image_url' must be a data URL (data:image/...;base64,...).",

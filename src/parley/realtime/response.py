@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, Protocol
 
 from ..engines.llm import EngineError, GenerationRequest, GenerationStats, LanguageModel
 from ..ids import new_id
-from ..metrics import ACTIVE_RESPONSES, FIRST_TEXT_SECONDS, RESPONSES
+from ..metrics import ACTIVE_RESPONSES, FIRST_OUTPUT_SECONDS, RESPONSES
+from ..voice import audio as codec
+from ..voice.clauses import ClauseChunker
+from ..voice.speaker import Speaker
 from .conversation import Conversation, chat_messages
 from .dialect import Dialect
 from .items import ContentPart, Item
@@ -20,16 +24,27 @@ from .session_config import ga_format
 
 log = logging.getLogger(__name__)
 
+# Audio goes out in deltas of this length: small enough to start playback early, few enough events.
+AUDIO_DELTA_MS = 200
+
 Status = Literal["in_progress", "completed", "cancelled", "incomplete", "failed"]
 CancelReason = Literal["turn_detected", "client_cancelled"]
 
 
 class EventSink(Protocol):
-    """What a response needs from its session: ordered, dialect-aware event output."""
+    """What a response needs from its session: ordered, dialect-aware event output, and its voice."""
 
     dialect: Dialect
 
     def emit(self, type: str, **fields: Any) -> None: ...
+
+    async def transcripts_ready(self, items: list[Item]) -> None:
+        """Wait until the user audio among ``items`` has its transcript (the model reads transcripts)."""
+        ...
+
+    def speaker(self, params: ResponseParams, language: str | None) -> Speaker | None:
+        """A speaker for this response's voice and output format, or None when the server has no voice."""
+        ...
 
     def item_added(self, item: Item, previous_item_id: str | None) -> None: ...
 
@@ -49,6 +64,10 @@ class Response:
         self._stats = GenerationStats()
         self._cancel_reason: CancelReason | None = None
         self._task: asyncio.Task[None] | None = None
+        self._input_audio_ms = 0
+        self._output_audio_ms = 0
+        self._started = time.monotonic()
+        self._first_output_seen = False
 
     @property
     def in_conversation(self) -> bool:
@@ -115,24 +134,63 @@ class Response:
     async def _generate(self) -> None:
         params = self.params
         context = params.input_items if params.input_items is not None else self._conversation.items
+        await self._sink.transcripts_ready(context)
+        self._input_audio_ms = sum(_audio_ms(part) for item in context for part in item.content)
         max_tokens = None if params.max_output_tokens == "inf" else params.max_output_tokens
         request = GenerationRequest(
             messages=chat_messages(params.instructions, context),
             max_tokens=max_tokens,
             temperature=params.temperature,
         )
-        started = time.monotonic()
+        speaker = (
+            self._sink.speaker(params, _last_user_language(context)) if "audio" in params.output_modalities else None
+        )
+        self._started = time.monotonic()
         stream = self._llm.generate(request)
         self._stats = stream.stats
         try:
-            with self._message_item() as item, self._text_part(item) as part:
-                async for delta in stream:
-                    if not part.text:
-                        FIRST_TEXT_SECONDS.observe(time.monotonic() - started)
-                    part.text = (part.text or "") + delta
-                    self._emit_part_event("response.output_text.delta", item, delta=delta)
+            with self._message_item() as item:
+                if speaker is None:
+                    with self._text_part(item) as part:
+                        async for delta in stream:
+                            self._first_output()
+                            part.text = (part.text or "") + delta
+                            self._emit_part_event("response.output_text.delta", item, delta=delta)
+                else:
+                    with self._audio_part(item) as part:
+                        await self._speak(stream, speaker, item, part)
         finally:
             await stream.aclose()
+
+    async def _speak(self, stream: AsyncIterator[str], speaker: Speaker, item: Item, part: ContentPart) -> None:
+        """Text becomes speech clause by clause while the model keeps writing in its own thread."""
+        chunker = ClauseChunker()
+        async for delta in stream:
+            for clause in chunker.push(delta):
+                await self._say(speaker, clause, item, part)
+        if rest := chunker.flush():
+            await self._say(speaker, rest, item, part)
+        if tail := await speaker.finish():
+            part.audio = (part.audio or b"") + tail
+            self._emit_part_event("response.output_audio.delta", item, delta=base64.b64encode(tail).decode("ascii"))
+
+    async def _say(self, speaker: Speaker, clause: str, item: Item, part: ContentPart) -> None:
+        spoken = await speaker.say(clause)
+        self._first_output()
+        part.transcript = speaker.transcript
+        part.word_ends.extend(spoken.word_ends)
+        part.audio = (part.audio or b"") + spoken.audio
+        self._output_audio_ms += spoken.duration_ms
+        self._emit_part_event("response.output_audio_transcript.delta", item, delta=spoken.text)
+        step = AUDIO_DELTA_MS * codec.bytes_per_ms(self.params.output_format)
+        for start in range(0, len(spoken.audio), step):
+            chunk = base64.b64encode(spoken.audio[start : start + step]).decode("ascii")
+            self._emit_part_event("response.output_audio.delta", item, delta=chunk)
+
+    def _first_output(self) -> None:
+        if not self._first_output_seen:
+            self._first_output_seen = True
+            FIRST_OUTPUT_SECONDS.observe(time.monotonic() - self._started)
 
     @contextlib.contextmanager
     def _message_item(self) -> Iterator[Item]:
@@ -169,6 +227,20 @@ class Response:
             self._emit_part_event("response.output_text.done", item, text=part.text)
             self._emit_part_event("response.content_part.done", item, part={"type": "text", "text": part.text})
 
+    @contextlib.contextmanager
+    def _audio_part(self, item: Item) -> Iterator[ContentPart]:
+        part = ContentPart(type="output_audio", transcript="", audio_format=self.params.output_format)
+        self._emit_part_event("response.content_part.added", item, part={"type": "audio", "transcript": ""})
+        item.content.append(part)
+        try:
+            yield part
+        finally:
+            self._emit_part_event("response.output_audio.done", item)
+            self._emit_part_event("response.output_audio_transcript.done", item, transcript=part.transcript)
+            self._emit_part_event(
+                "response.content_part.done", item, part={"type": "audio", "transcript": part.transcript}
+            )
+
     def _emit_part_event(self, type: str, item: Item, **fields: Any) -> None:
         self._sink.emit(type, response_id=self.id, item_id=item.id, output_index=0, content_index=0, **fields)
 
@@ -180,17 +252,20 @@ class Response:
         self._sink.emit("response.done", response=self.render())
 
     def _usage(self) -> dict[str, Any]:
+        """Text tokens from the model's tokenizer; audio tokens as OpenAI counts them (10/s in, 20/s out)."""
         stats = self._stats
+        audio_in = self._input_audio_ms // 100
+        audio_out = self._output_audio_ms // 50
         usage: dict[str, Any] = {
-            "total_tokens": stats.prompt_tokens + stats.completion_tokens,
-            "input_tokens": stats.prompt_tokens,
-            "output_tokens": stats.completion_tokens,
+            "total_tokens": stats.prompt_tokens + audio_in + stats.completion_tokens + audio_out,
+            "input_tokens": stats.prompt_tokens + audio_in,
+            "output_tokens": stats.completion_tokens + audio_out,
             "input_token_details": {
                 "text_tokens": stats.prompt_tokens,
-                "audio_tokens": 0,
+                "audio_tokens": audio_in,
                 "cached_tokens": stats.cached_tokens,
             },
-            "output_token_details": {"text_tokens": stats.completion_tokens, "audio_tokens": 0},
+            "output_token_details": {"text_tokens": stats.completion_tokens, "audio_tokens": audio_out},
         }
         if self._sink.dialect is Dialect.GA:
             details = usage["input_token_details"]
@@ -198,3 +273,20 @@ class Response:
             cached = {"text_tokens": stats.cached_tokens, "audio_tokens": 0, "image_tokens": 0}
             details["cached_tokens_details"] = cached
         return usage
+
+
+def _audio_ms(part: ContentPart) -> int:
+    if part.type != "input_audio" or part.audio is None or part.audio_format is None:
+        return 0
+    return len(part.audio) // codec.bytes_per_ms(part.audio_format)  # type: ignore[arg-type]
+
+
+def _last_user_language(items: list[Item]) -> str | None:
+    """The language the caller last spoke in, as the recognizer detected it."""
+    for item in reversed(items):
+        if item.role == "user":
+            for part in item.content:
+                if part.language:
+                    return part.language
+            return None
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,7 +28,7 @@ Metadata = Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max
 
 @dataclass
 class ResponseParams:
-    requested_modalities: list[Modality]
+    output_modalities: list[Modality]
     voice: str
     output_format: AudioFormatName
     instructions: str
@@ -39,14 +39,6 @@ class ResponseParams:
     in_conversation: bool
     metadata: dict[str, str] | None
     input_items: list[Item] | None = None  # a fresh context instead of the conversation
-    output_modalities: list[Modality] = field(default_factory=list)
-
-    def with_capabilities(self, can_speak: bool) -> ResponseParams:
-        """Audio output falls back to text until a voice is available; the response says so."""
-        self.output_modalities = list(self.requested_modalities)
-        if not can_speak and "audio" in self.output_modalities:
-            self.output_modalities = ["text"]
-        return self
 
 
 class _Lenient(BaseModel):
@@ -65,7 +57,7 @@ class _CommonCreate(_Lenient):
     metadata: Metadata | None = None
     input: list[dict[str, Any]] | None = None
 
-    def _resolve_input(self, conversation: Conversation) -> list[Item] | None:
+    def _resolve_input(self, conversation: Conversation, audio_format: str) -> list[Item] | None:
         if self.input is None:
             return None
         items: list[Item] = []
@@ -76,7 +68,7 @@ class _CommonCreate(_Lenient):
                     reference = _ItemReference.model_validate(raw)
                     items.append(conversation.get(reference.id, f"{param}.id"))
                 else:
-                    items.append(ItemIn.model_validate(raw).to_item(param))
+                    items.append(ItemIn.model_validate(raw).to_item(param, audio_format))
             except ValidationError as exc:
                 raise from_validation_error(exc, param, raw) from None
         return items
@@ -112,7 +104,7 @@ class GAResponseCreate(_CommonCreate):
         output = self.audio.output if self.audio and self.audio.output else None
         voice = output.voice if output else None
         return ResponseParams(
-            requested_modalities=self.output_modalities or list(session.modalities),
+            output_modalities=self.output_modalities or list(session.modalities),
             voice=(voice.id if isinstance(voice, GAVoiceId) else voice) or session.voice,
             output_format=output.format.name if output and output.format else session.output_format,
             instructions=session.instructions if self.instructions is None else self.instructions,
@@ -122,7 +114,7 @@ class GAResponseCreate(_CommonCreate):
             tool_choice=self.tool_choice or session.tool_choice,
             in_conversation=self._in_conversation(),
             metadata=self.metadata,
-            input_items=self._resolve_input(conversation),
+            input_items=self._resolve_input(conversation, session.input_format),
         )
 
 
@@ -136,7 +128,7 @@ class BetaResponseCreate(_CommonCreate):
 
     def to_params(self, session: SessionConfig, conversation: Conversation) -> ResponseParams:
         return ResponseParams(
-            requested_modalities=self.modalities or list(session.modalities),
+            output_modalities=self.modalities or list(session.modalities),
             voice=self.voice or session.voice,
             output_format=self.output_audio_format or session.output_format,
             instructions=session.instructions if self.instructions is None else self.instructions,
@@ -146,5 +138,5 @@ class BetaResponseCreate(_CommonCreate):
             tool_choice=beta_tool_choice(self.tool_choice) if self.tool_choice else session.tool_choice,
             in_conversation=self._in_conversation(),
             metadata=self.metadata,
-            input_items=self._resolve_input(conversation),
+            input_items=self._resolve_input(conversation, session.input_format),
         )

@@ -14,12 +14,15 @@ from typing import Any
 
 from ..engines.llm import LanguageModel
 from ..ids import new_id
+from ..voice.listener import CommittedAudio, Listener
+from ..voice.speaker import Speaker
+from ..voice.stack import VoiceStack
 from .conversation import Conversation
 from .dialect import Dialect
 from .errors import RealtimeError
-from .input_audio import InputAudioBuffer
-from .items import Item
+from .items import ContentPart, Item
 from .response import Response
+from .response_params import GAResponseCreate, ResponseParams
 from .session_config import SessionConfig
 
 log = logging.getLogger(__name__)
@@ -28,12 +31,15 @@ _CLOSE = object()
 
 
 class RealtimeSession:
-    def __init__(self, dialect: Dialect, config: SessionConfig, llm: LanguageModel) -> None:
+    def __init__(self, dialect: Dialect, config: SessionConfig, llm: LanguageModel, voice: VoiceStack) -> None:
         self.dialect = dialect
         self.config = config
         self.llm = llm
+        self.voice = voice
         self.conversation = Conversation()
-        self.input_audio = InputAudioBuffer()
+        self.listener: Listener = voice.listener(config.input_format, config.turn_detection)
+        self._transcriptions: dict[str, asyncio.Task[None]] = {}
+        self._turn_item_id: str | None = None
         self.active_response: Response | None = None
         self.out_of_band: set[Response] = set()
         self._outbox: asyncio.Queue[object] = asyncio.Queue()
@@ -80,6 +86,95 @@ class RealtimeSession:
     def finish_writing(self) -> None:
         """Let the writer flush what is queued, then stop."""
         self._outbox.put_nowait(_CLOSE)
+
+    # Input audio and turns ---------------------------------------------------------------------------------
+
+    def apply_config(self, config: SessionConfig) -> None:
+        """Take a new configuration; a new input format or turn detection gets a fresh listener."""
+        previous, self.config = self.config, config
+        if (config.input_format, config.turn_detection) != (previous.input_format, previous.turn_detection):
+            # Buffered bytes of the old format cannot be mixed with the new; audio time carries on.
+            start_ms = self.listener.end_ms
+            self.listener = self.voice.listener(config.input_format, config.turn_detection)
+            self.listener.start_ms = start_ms
+            self._turn_item_id = None
+
+    async def listen(self, audio: bytes) -> None:
+        """Appended audio: detect turns; start, stop, commit and answer them as the session's settings say."""
+        result = await self.voice.run(self.listener.process, audio)
+        detection = self.config.turn_detection
+        for event in result.events:
+            if event.kind == "speech_started":
+                self._turn_item_id = new_id("item")
+                self.emit(
+                    "input_audio_buffer.speech_started", audio_start_ms=event.audio_ms, item_id=self._turn_item_id
+                )
+                if detection and detection.interrupt_response and self.active_response is not None:
+                    await self.active_response.cancel("turn_detected")
+            else:
+                item_id = self._turn_item_id or new_id("item")
+                self._turn_item_id = None
+                self.emit("input_audio_buffer.speech_stopped", audio_end_ms=event.audio_ms, item_id=item_id)
+                self.commit_audio(item_id)
+                if detection and detection.create_response and self.active_response is None:
+                    self.start_response(self.default_response())
+
+    def commit_audio(self, item_id: str | None = None) -> Item:
+        """The buffered audio becomes a user item; its transcript follows when the recognizer is done."""
+        committed = self.listener.commit()
+        part = ContentPart(type="input_audio", audio=committed.raw, audio_format=self.listener.format)
+        item = Item(id=item_id or new_id("item"), type="message", role="user", content=[part])
+        self.emit("input_audio_buffer.committed", previous_item_id=self.conversation.last_item_id, item_id=item.id)
+        self.add_item(item)
+        task = asyncio.create_task(self._transcribe(item, committed), name=f"transcribe-{item.id}")
+        self._transcriptions[item.id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return item
+
+    async def _transcribe(self, item: Item, committed: CommittedAudio) -> None:
+        settings = self.config.transcription
+        part = item.content[0]
+        try:
+            transcript = await self.voice.transcribe(
+                committed.listen, settings.language if settings else None, settings.prompt if settings else None
+            )
+        except Exception as exc:  # the turn stays, without text; the client hears why if it asked
+            log.exception("session %s: transcription failed", self.id)
+            if settings is not None:
+                error = {"type": "server_error", "code": "transcription_failed", "message": str(exc)}
+                self.emit(
+                    "conversation.item.input_audio_transcription.failed", item_id=item.id, content_index=0, error=error
+                )
+            part.transcript = ""
+            return
+        part.transcript = transcript.text
+        part.language = transcript.language
+        if settings is not None:
+            self.emit(
+                "conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0,
+                delta=transcript.text,
+            )  # fmt: skip
+            self.emit(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=item.id,
+                content_index=0,
+                transcript=transcript.text,
+                usage={"type": "duration", "seconds": round(transcript.audio_seconds, 3)},
+            )
+
+    async def transcripts_ready(self, items: list[Item]) -> None:
+        pending = [self._transcriptions[item.id] for item in items if item.id in self._transcriptions]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def speaker(self, params: ResponseParams, language: str | None) -> Speaker:
+        return self.voice.speaker(params.voice, self.config.speed, language, params.output_format)
+
+    def default_response(self) -> Response:
+        """What a turn detected by VAD gets: a response with the session's settings."""
+        params = GAResponseCreate().to_params(self.config, self.conversation)
+        return Response(self, params, self.conversation, self.llm)
 
     # Responses -------------------------------------------------------------------------------------------
 

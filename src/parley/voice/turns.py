@@ -1,0 +1,106 @@
+"""Turn-taking decisions from per-frame speech probabilities: when a turn starts, and when it has ended.
+
+Pure logic, fed one VAD frame at a time with the time the frame ends (ms since the session's first audio);
+it returns what happened. ``server_vad`` ends a turn after ``silence_duration_ms`` of silence. ``semantic_vad``
+asks the end-of-turn model at each pause whether the speaker is done, and waits longer when they are not,
+up to a ceiling that depends on ``eagerness``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..realtime.session_config import TurnDetection
+
+# Consecutive voiced frames that open a turn (about 64 ms): a click or a breath is not a turn.
+MIN_SPEECH_FRAMES = 2
+# A frame counts as silence below the threshold minus this margin (hysteresis keeps a turn open through
+# the dips inside words).
+SILENCE_HYSTERESIS = 0.15
+
+# semantic_vad: the pause after which the end-of-turn model is first asked, how often it is asked again,
+# the probability it must give, and the longest pause before the turn ends anyway.
+_SEMANTIC = {
+    "high": (160, 0.35, 2000),
+    "medium": (200, 0.5, 4000),
+    "low": (300, 0.7, 8000),
+}
+SEMANTIC_RECHECK_MS = 250
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    kind: Literal["speech_started", "speech_stopped"]
+    audio_ms: int
+
+
+@dataclass(frozen=True)
+class EndOfTurnQuestion:
+    """semantic_vad wants the end-of-turn model's opinion on the audio up to ``audio_end_ms``."""
+
+    audio_end_ms: int
+
+
+class TurnTracker:
+    def __init__(self, detection: TurnDetection, frame_ms: int) -> None:
+        self._detection = detection
+        self._frame_ms = frame_ms
+        self._threshold = detection.threshold if detection.threshold is not None else 0.5
+        self._voiced_run = 0
+        self.in_speech = False
+        self.turn_start_ms = 0
+        self.last_voice_ms = 0
+        self._next_question_ms: int | None = None
+        eagerness = detection.eagerness if detection.eagerness not in (None, "auto") else "medium"
+        self._first_pause_ms, self.semantic_threshold, self._max_pause_ms = _SEMANTIC[eagerness]
+
+    @property
+    def semantic(self) -> bool:
+        return self._detection.type == "semantic_vad"
+
+    def feed(self, probability: float, frame_end_ms: int) -> TurnEvent | EndOfTurnQuestion | None:
+        frame_start_ms = frame_end_ms - self._frame_ms
+        if probability >= self._threshold:
+            self._voiced_run += 1
+            if self.in_speech:
+                self.last_voice_ms = frame_end_ms
+                self._next_question_ms = None
+                return None
+            if self._voiced_run >= MIN_SPEECH_FRAMES:
+                onset = frame_start_ms - (MIN_SPEECH_FRAMES - 1) * self._frame_ms
+                padding = self._detection.prefix_padding_ms or 0
+                self.in_speech = True
+                self.turn_start_ms = max(0, onset - padding)
+                self.last_voice_ms = frame_end_ms
+                return TurnEvent("speech_started", self.turn_start_ms)
+            return None
+        if probability < self._threshold - SILENCE_HYSTERESIS or not self.in_speech:
+            self._voiced_run = 0
+        if not self.in_speech:
+            return None
+        pause_ms = frame_end_ms - self.last_voice_ms
+        if not self.semantic:
+            if pause_ms >= (self._detection.silence_duration_ms or 0):
+                return self._stop()
+            return None
+        if pause_ms >= self._max_pause_ms:
+            return self._stop()
+        if pause_ms >= self._first_pause_ms and (
+            self._next_question_ms is None or frame_end_ms >= self._next_question_ms
+        ):
+            self._next_question_ms = frame_end_ms + SEMANTIC_RECHECK_MS
+            return EndOfTurnQuestion(frame_end_ms)
+        return None
+
+    def answer(self, complete_probability: float) -> TurnEvent | None:
+        """The end-of-turn model's answer to the last question: stop the turn if it is confident."""
+        if self.in_speech and complete_probability >= self.semantic_threshold:
+            return self._stop()
+        return None
+
+    def _stop(self) -> TurnEvent:
+        self.in_speech = False
+        self._voiced_run = 0
+        self._next_question_ms = None
+        return TurnEvent("speech_stopped", self.last_voice_ms)

@@ -1,0 +1,93 @@
+"""Turn decisions and clause cutting: the pure logic, fed made-up probabilities and text."""
+
+from __future__ import annotations
+
+from parley.realtime.session_config import TurnDetection
+from parley.voice.clauses import ClauseChunker
+from parley.voice.turns import EndOfTurnQuestion, TurnEvent, TurnTracker
+
+FRAME_MS = 32
+
+
+def _run(tracker: TurnTracker, probabilities: list[float], answer: float | None = None) -> list[object]:
+    decisions: list[object] = []
+    for index, probability in enumerate(probabilities):
+        decision = tracker.feed(probability, (index + 1) * FRAME_MS)
+        if isinstance(decision, EndOfTurnQuestion) and answer is not None:
+            decisions.append(decision)
+            decision = tracker.answer(answer)
+        if decision is not None:
+            decisions.append(decision)
+    return decisions
+
+
+def test_server_vad_starts_with_prefix_padding_and_stops_after_the_silence() -> None:
+    detection = TurnDetection(type="server_vad", prefix_padding_ms=100, silence_duration_ms=200).with_defaults()
+    tracker = TurnTracker(detection, FRAME_MS)
+    frames = [0.0] * 20 + [0.9] * 30 + [0.0] * 10
+    events = [d for d in _run(tracker, frames) if isinstance(d, TurnEvent)]
+    onset_ms = 20 * FRAME_MS
+    assert events[0] == TurnEvent("speech_started", onset_ms - 100)
+    assert events[1] == TurnEvent("speech_stopped", 50 * FRAME_MS)
+    assert len(events) == 2
+
+
+def test_a_single_click_is_not_a_turn_and_dips_inside_words_do_not_end_it() -> None:
+    detection = TurnDetection(type="server_vad", silence_duration_ms=200).with_defaults()
+    tracker = TurnTracker(detection, FRAME_MS)
+    assert _run(tracker, [0.0, 0.9, 0.0, 0.0]) == []
+    # 0.4 is under the threshold but inside the hysteresis band: the pause clock does not restart speech,
+    # and a short dip does not reach the silence duration.
+    decisions = _run(tracker, [0.9] * 5 + [0.1, 0.1] + [0.9] * 5 + [0.0] * 8)
+    assert [d.kind for d in decisions if isinstance(d, TurnEvent)] == ["speech_started", "speech_stopped"]
+
+
+def test_semantic_vad_ends_the_turn_when_the_model_is_confident() -> None:
+    detection = TurnDetection(type="semantic_vad", eagerness="high").with_defaults()
+    tracker = TurnTracker(detection, FRAME_MS)
+    decisions = _run(tracker, [0.9] * 10 + [0.0] * 10, answer=0.9)
+    kinds = [type(d).__name__ if not isinstance(d, TurnEvent) else d.kind for d in decisions]
+    assert kinds == ["speech_started", "EndOfTurnQuestion", "speech_stopped"]
+
+
+def test_semantic_vad_waits_when_unsure_until_its_ceiling() -> None:
+    detection = TurnDetection(type="semantic_vad", eagerness="high").with_defaults()
+    tracker = TurnTracker(detection, FRAME_MS)
+    pause_frames = 2000 // FRAME_MS + 2
+    decisions = _run(tracker, [0.9] * 10 + [0.0] * pause_frames, answer=0.1)
+    questions = [d for d in decisions if isinstance(d, EndOfTurnQuestion)]
+    stops = [d for d in decisions if isinstance(d, TurnEvent) and d.kind == "speech_stopped"]
+    assert len(questions) >= 5  # asked again and again during the pause
+    assert len(stops) == 1  # and the ceiling ends the turn anyway
+
+
+def test_first_clause_is_cut_early_and_sentences_after() -> None:
+    chunker = ClauseChunker()
+    pieces: list[str] = []
+    for token in [
+        "Well,",
+        "let",
+        "me",
+        "see,",
+        "I",
+        "can",
+        "help",
+        "with",
+        "that.",
+        "It",
+        "is",
+        "18.5",
+        "degrees",
+        "today,",
+        "sunny",
+    ]:
+        pieces += chunker.push(token + " ")
+    # The first comma past a few words cuts; later only a sentence end does; "18.5" is no sentence end.
+    assert pieces == ["Well, let me see,", "I can help with that."]
+    assert chunker.flush() == "It is 18.5 degrees today, sunny"
+
+
+def test_a_long_run_on_text_is_still_cut() -> None:
+    chunker = ClauseChunker()
+    pieces = chunker.push("word " * 100)
+    assert pieces and all(len(piece) <= 180 for piece in pieces)
