@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from parley.bench import voice_latency
-from parley.bench.wer import normalize, word_error_rate
+from parley.bench.wer import corpus_wer, normalize
 from tests.support.server import RunningServer, running_server
 
 
@@ -48,5 +48,5 @@ def test_normalize_makes_styles_comparable() -> None:
     assert normalize("Set Bed Light brightness to 50%") == "set bed light brightness to fifty percent"
     assert normalize("What\u2019s the date?") == "what's the date"
     assert normalize('a "forty-two line Bible", 1,455') == "a forty two line bible one thousand four hundred fifty five"
-    assert word_error_rate(["set a timer for 5 minutes"], ["Set a timer for five minutes."]) == 0.0
-    assert word_error_rate(["cancel timer", "go"], ["cancel", "go"]) == pytest.approx(1 / 3)
+    assert corpus_wer(["set a timer for 5 minutes"], ["Set a timer for five minutes."]) == 0.0
+    assert corpus_wer(["cancel timer", "go"], ["cancel", "go"]) == pytest.approx(1 / 3)

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from parley.bench.wer import wer
 from parley.voice import audio as codec
 from tests.support.client import RecordingConnection, connect, user_text
 from tests.support.server import RunningServer
 from tests.support.speech import silence, stream, utterance
-from tests.support.wer import wer
 
 ANSWER_BRIEFLY = "You are a voice assistant. Answer in one short sentence."
 TURN_TIMEOUT_S = 120
@@ -230,3 +230,28 @@ async def test_barge_in_cancels_and_truncation_keeps_what_was_heard(server: Runn
         assert finished[1]["id"] != done["id"]
         interrupter.cancel()
         conn.assert_conformant(allow_open_responses=True)
+
+
+async def test_idle_timeout_prompts_the_caller(server: RunningServer) -> None:
+    """GA server_vad with idle_timeout_ms: after the answer has played and the caller stays silent, the
+    session commits the silence and answers by itself."""
+    async with connect(server, "ga", speak=True) as conn:
+        await _configure(conn, _session({"type": "server_vad", "idle_timeout_ms": 5000}))
+        await conn.send(user_text("Say hello."))
+        await conn.send({"type": "response.create"})
+        first = (await conn.until("response.done", TURN_TIMEOUT_S))["response"]
+        answered_at = asyncio.get_running_loop().time()
+        played_s = first["usage"]["output_token_details"]["audio_tokens"] / 20
+        microphone = asyncio.create_task(stream(conn, silence(30_000)))  # the caller says nothing
+        try:
+            triggered = await conn.until("input_audio_buffer.timeout_triggered", 60)
+            waited = asyncio.get_running_loop().time() - answered_at
+            assert waited >= played_s + 5.0 - 0.5
+            assert triggered["audio_end_ms"] > triggered["audio_start_ms"]
+            committed = await conn.until("input_audio_buffer.committed")
+            assert committed["item_id"] == triggered["item_id"]
+            second = (await conn.until("response.done", TURN_TIMEOUT_S))["response"]
+            assert second["id"] != first["id"]
+        finally:
+            microphone.cancel()
+        conn.assert_conformant()

@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 
 from parley import models
+from parley.bench.wer import corpus_wer, normalize, wer
 from parley.engines.speech import LISTEN_RATE, Transcript
 from parley.engines.whisper import BASE, TINY_EN, WhisperRecognizer, load_recognizer, model_dir
 from tests.conformance.paths import shared_dir
-from tests.support.wer import corpus_wer, normalize, wer
 
 SPEECH = shared_dir() / "speech"
 

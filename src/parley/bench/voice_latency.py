@@ -40,7 +40,7 @@ import numpy as np
 import soxr
 import websockets
 
-from .wer import word_error_rate
+from .wer import corpus_wer
 
 DEFAULT_FOLDERS = ("commands_en", "ljspeech_en", "pocketsphinx_en")
 INSTRUCTIONS = "Answer in one short sentence."
@@ -442,7 +442,7 @@ def _wer(results: Sequence[Result]) -> float | None:
         return None
     languages = {r.lang for r in results}
     language = languages.pop() if len(languages) == 1 else "und"
-    return round(word_error_rate([r.text for r in results], [r.transcript or "" for r in results], language), 4)
+    return round(corpus_wer([r.text for r in results], [r.transcript or "" for r in results], language), 4)
 
 
 def _ms(value: float | None) -> str:

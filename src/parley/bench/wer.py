@@ -1,73 +1,144 @@
-"""Word error rate of transcripts against references written in another style.
+"""Word error rate between transcripts written in different styles (case, punctuation, numbers, symbols).
 
-References and transcripts differ in case, punctuation and how numbers are written ("50 percent", "fifty
-percent", "50%"), so both sides go through :func:`normalize` first. ``jiwer`` does the alignment; it is a
-development dependency and is imported only when a rate is computed.
+``jiwer`` does the alignment; it is a development dependency, imported only when a rate is computed.
+
+Both sides are normalised the same way: lowercase, ``%`` spelt out, digit strings spelt out as words (English,
+French and Portuguese up to 999,999; other languages keep digits), then everything but letters, digits and
+in-word apostrophes becomes a space. So "Set Bed Light to 50%" and "set bed light to fifty percent" match.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["normalize", "spell_english", "word_error_rate"]
+__all__ = ["corpus_wer", "normalize", "number_words", "wer"]
 
-_UNITS = (
-    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
-    *("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"),
-)
-_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_SCALES = ((1_000_000_000, "billion"), (1_000_000, "million"), (1_000, "thousand"))
-
-_GROUPED_NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
-_NUMBER = re.compile(r"\d+")
-_SEPARATORS = re.compile(r"[^\w']+|_")
-_LONE_APOSTROPHE = re.compile(r"\B'|'\B")
-
-
-def spell_english(number: int) -> str:
-    """A non-negative integer in English words, without "and" or hyphens: 1455 -> "one thousand four hundred
-    fifty five"."""
-    if number < 20:
-        return _UNITS[number]
-    if number < 100:
-        tens, unit = divmod(number, 10)
-        return _TENS[tens] if unit == 0 else f"{_TENS[tens]} {_UNITS[unit]}"
-    if number < 1000:
-        hundreds, rest = divmod(number, 100)
-        words = f"{_UNITS[hundreds]} hundred"
-        return words if rest == 0 else f"{words} {spell_english(rest)}"
-    for size, name in _SCALES:
-        if number >= size:
-            head, rest = divmod(number, size)
-            words = f"{spell_english(head)} {name}"
-            return words if rest == 0 else f"{words} {spell_english(rest)}"
-    raise AssertionError("unreachable")
+_PERCENT = {"en": "percent", "fr": "pour cent", "pt": "por cento"}
+_THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[,.\u00a0\u202f](?=\d{3}\b)")
+_DIGITS = re.compile(r"\d+")
+_NOT_WORD = re.compile(r"[^\w']+|_")
+_EDGE_APOSTROPHES = re.compile(r"(?<!\w)'|'(?!\w)")
 
 
 def normalize(text: str, language: str = "en") -> str:
-    """Lowercase words separated by single spaces. Everything but letters, digits and apostrophes inside words
-    is a separator; in English, ``%`` becomes "percent" and digit runs are spelt out."""
     text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
-    if language == "en":
-        text = text.replace("%", " percent ")
-        text = _GROUPED_NUMBER.sub(lambda match: match[0].replace(",", ""), text)
-        text = _NUMBER.sub(lambda match: f" {spell_english(int(match[0]))} ", text)
-    text = _SEPARATORS.sub(" ", text)
-    text = _LONE_APOSTROPHE.sub(" ", text)
+    if language in _PERCENT:
+        text = text.replace("%", f" {_PERCENT[language]} ")
+    text = _THOUSANDS_SEPARATOR.sub("", text)
+    text = _DIGITS.sub(lambda m: f" {number_words(int(m[0]), language) or m[0]} ", text)
+    text = _NOT_WORD.sub(" ", text)
+    text = _EDGE_APOSTROPHES.sub(" ", text)
     return " ".join(text.split())
 
 
-def word_error_rate(references: Sequence[str], hypotheses: Sequence[str], language: str = "en") -> float:
-    """Errors over all utterances divided by the reference words (so longer utterances weigh more)."""
+def _jiwer() -> Any:
     try:
         import jiwer
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ImportError as exc:
         raise RuntimeError("word error rate needs jiwer: pip install 'parley[dev]' (or pip install jiwer)") from exc
-    pairs = [(normalize(r, language), normalize(h, language)) for r, h in zip(references, hypotheses, strict=True)]
-    pairs = [(ref, hyp) for ref, hyp in pairs if ref]
-    if not pairs:
-        raise ValueError("no reference words to compare against")
-    refs, hyps = zip(*pairs, strict=True)
-    return float(jiwer.wer(list(refs), list(hyps)))
+    return jiwer
+
+
+def wer(reference: str, hypothesis: str, language: str = "en") -> float:
+    """Word error rate of one utterance (an empty reference counts every hypothesis word as an error)."""
+    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
+    if not ref:
+        return float(len(hyp.split()))
+    return float(_jiwer().wer(ref, hyp or ""))
+
+
+def corpus_wer(references: Sequence[str], hypotheses: Sequence[str], language: str = "en") -> float:
+    """Word errors over all utterances divided by reference words (long utterances weigh more)."""
+    refs = [normalize(r, language) for r in references]
+    hyps = [normalize(h, language) for h in hypotheses]
+    return float(_jiwer().wer(refs, hyps))
+
+
+def number_words(n: int, language: str) -> str | None:
+    """``n`` spelt out in ``language`` (hyphens as spaces), or None where that is not covered here."""
+    speller = _SPELLERS.get(language)
+    if speller is None or not 0 <= n < 1_000_000:
+        return None
+    return speller(n)
+
+
+def _table(words: str) -> tuple[str, ...]:
+    return tuple(words.split())
+
+
+_EN_ONES = _table(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+)
+_EN_TENS = _table("_ _ twenty thirty forty fifty sixty seventy eighty ninety")
+
+
+def _english(n: int) -> str:
+    if n < 20:
+        return _EN_ONES[n]
+    if n < 100:
+        return " ".join([_EN_TENS[n // 10]] + ([_EN_ONES[n % 10]] if n % 10 else []))
+    if n < 1000:
+        return " ".join([_EN_ONES[n // 100], "hundred"] + ([_english(n % 100)] if n % 100 else []))
+    return " ".join([_english(n // 1000), "thousand"] + ([_english(n % 1000)] if n % 1000 else []))
+
+
+_FR_ONES = _table("zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize")
+_FR_TENS = _table("_ _ vingt trente quarante cinquante soixante")
+
+
+def _french(n: int) -> str:
+    if n < 17:
+        return _FR_ONES[n]
+    if n < 20:
+        return f"dix {_FR_ONES[n - 10]}"
+    if n < 70:
+        tens, unit = divmod(n, 10)
+        return _FR_TENS[tens] + ("" if unit == 0 else " et un" if unit == 1 else f" {_FR_ONES[unit]}")
+    if n < 80:
+        return "soixante et onze" if n == 71 else f"soixante {_french(n - 60)}"
+    if n < 100:
+        return "quatre vingts" if n == 80 else f"quatre vingt {_french(n - 80)}"
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        head = "cent" if hundreds == 1 else f"{_FR_ONES[hundreds]} cent" + ("" if rest else "s")
+        return head + (f" {_french(rest)}" if rest else "")
+    thousands, rest = divmod(n, 1000)
+    head = "mille" if thousands == 1 else f"{_french(thousands)} mille"
+    if head.endswith(("cents mille", "vingts mille")):  # "deux cent mille": no plural s before mille
+        head = head.replace("s mille", " mille")
+    return head + (f" {_french(rest)}" if rest else "")
+
+
+_PT_ONES = _table(
+    "zero um dois três quatro cinco seis sete oito nove dez onze doze treze catorze quinze dezesseis dezessete "
+    "dezoito dezenove"
+)
+_PT_TENS = _table("_ _ vinte trinta quarenta cinquenta sessenta setenta oitenta noventa")
+_PT_HUNDREDS = _table("_ cento duzentos trezentos quatrocentos quinhentos seiscentos setecentos oitocentos novecentos")
+
+
+def _portuguese(n: int) -> str:
+    if n < 20:
+        return _PT_ONES[n]
+    if n < 100:
+        tens, unit = divmod(n, 10)
+        return _PT_TENS[tens] + (f" e {_PT_ONES[unit]}" if unit else "")
+    if n < 1000:
+        if n == 100:
+            return "cem"
+        hundreds, rest = divmod(n, 100)
+        return _PT_HUNDREDS[hundreds] + (f" e {_portuguese(rest)}" if rest else "")
+    thousands, rest = divmod(n, 1000)
+    head = "mil" if thousands == 1 else f"{_portuguese(thousands)} mil"
+    if not rest:
+        return head
+    # "mil e cem", "mil e vinte", but "mil cento e vinte": "e" joins only a round hundred or a number below 100.
+    joiner = " e " if rest < 100 or rest % 100 == 0 else " "
+    return head + joiner + _portuguese(rest)
+
+
+_SPELLERS: dict[str, Callable[[int], str]] = {"en": _english, "fr": _french, "pt": _portuguese}

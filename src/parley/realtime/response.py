@@ -70,6 +70,10 @@ class Response:
         self._first_output_seen = False
 
     @property
+    def output_audio_ms(self) -> int:
+        return self._output_audio_ms
+
+    @property
     def in_conversation(self) -> bool:
         return self.params.in_conversation
 

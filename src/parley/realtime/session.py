@@ -40,6 +40,9 @@ class RealtimeSession:
         self.listener: Listener = voice.listener(config.input_format, config.turn_detection)
         self._transcriptions: dict[str, asyncio.Task[None]] = {}
         self._turn_item_id: str | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since_ms = 0
+        self._closing = False
         self.active_response: Response | None = None
         self.out_of_band: set[Response] = set()
         self._outbox: asyncio.Queue[object] = asyncio.Queue()
@@ -180,6 +183,7 @@ class RealtimeSession:
 
     def start_response(self, response: Response) -> None:
         if response.in_conversation:
+            self._disarm_idle_timeout()
             self.active_response = response
         else:
             self.out_of_band.add(response)
@@ -192,9 +196,47 @@ class RealtimeSession:
         self.out_of_band.discard(response)
         if self.active_response is response:
             self.active_response = None
+            if response.status == "completed" and not self._closing:
+                self._arm_idle_timeout(response.output_audio_ms)
+
+    # Idle timeout (GA server_vad) ----------------------------------------------------------------------
+
+    def _arm_idle_timeout(self, playback_ms: int) -> None:
+        """After the answer has played (its audio length from now) and ``idle_timeout_ms`` more of silence,
+        the session prompts the caller by itself."""
+        detection = self.config.turn_detection
+        if self.dialect is not Dialect.GA or detection is None or detection.type != "server_vad":
+            return
+        if not detection.idle_timeout_ms:
+            return
+        self._disarm_idle_timeout()
+        self._idle_since_ms = self.listener.end_ms
+        delay_s = (playback_ms + detection.idle_timeout_ms) / 1000
+        self._idle_timer = asyncio.get_running_loop().call_later(delay_s, self._idle_timeout)
+
+    def _disarm_idle_timeout(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_timeout(self) -> None:
+        self._idle_timer = None
+        if self.active_response is not None or (self.listener.tracker and self.listener.tracker.in_speech):
+            return
+        item_id = new_id("item")
+        self.emit(
+            "input_audio_buffer.timeout_triggered",
+            item_id=item_id,
+            audio_start_ms=self._idle_since_ms,
+            audio_end_ms=self.listener.end_ms,
+        )
+        self.commit_audio(item_id)
+        self.start_response(self.default_response())
 
     async def close(self) -> None:
         """Cancel everything the session started; nothing outlives it."""
+        self._closing = True
+        self._disarm_idle_timeout()
         responses = [r for r in (self.active_response, *self.out_of_band) if r is not None]
         for response in responses:
             await response.cancel("client_cancelled")
