@@ -255,3 +255,21 @@ async def test_idle_timeout_prompts_the_caller(server: RunningServer) -> None:
         finally:
             microphone.cancel()
         conn.assert_conformant()
+
+
+async def test_format_change_mid_stream_drops_the_old_audio_and_carries_on(server: RunningServer) -> None:
+    """Half a turn in pcm16, then the session switches to μ-law: the buffered pcm16 is not mixed into the
+    new format's audio; the next turn, in μ-law, is heard and answered."""
+    half = utterance("commands_en", "en-what_s_the_date").samples(24_000)
+    spoken = utterance("commands_en", "en-lock_the_Front_Door")
+    async with connect(server, "ga", speak=True) as conn:
+        await _configure(conn, _session(None))
+        await stream(conn, half[: len(half) // 2], realtime=False)
+        start = await _configure(conn, _session({"type": "server_vad", "silence_duration_ms": 500}, "audio/pcmu"))
+        samples = np.concatenate([silence(300), spoken.samples(24_000), silence(3000)])
+        response = await _voice_turn(conn, samples, "g711_ulaw")
+        events = conn.events[start:]
+        _check_user_turn(events, spoken.text)
+        _check_spoken_answer(events, response, "g711_ulaw")
+        assert not conn.of_type("error")
+        conn.assert_conformant()
