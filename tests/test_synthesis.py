@@ -6,7 +6,6 @@ Needs the asset packages (requirements/models-speech-synthesis.txt) and Kokoro's
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import re
 import tarfile
@@ -22,6 +21,7 @@ from parley.engines.espeak_tts import load_espeak, text_words
 from parley.engines.kokoro_tts import install_kokoro_voices, load_kokoro
 from parley.engines.piper_tts import load_piper
 from parley.engines.speech import LISTEN_RATE, SPEAK_RATE, SpeechChunk, SpeechSynthesizer
+from parley.engines.whisper import load_recognizer
 from parley.voice import voices
 from parley.voice.voices import (
     DEFAULT_VOICE,
@@ -236,18 +236,14 @@ def test_voice_install_rejects_a_wrong_package(tmp_path: Path) -> None:
 
 # --- round trip through Whisper ----------------------------------------------------------------------
 
-WHISPER = importlib.util.find_spec("parley.engines.whisper") is not None
 ROUND_TRIP = {
     "en": "The weather is lovely today, so we will walk to the market.",
     "fr": "Il fait beau aujourd'hui, alors nous irons au marché.",
 }
 
 
-@pytest.mark.skipif(not WHISPER, reason="parley.engines.whisper is not there yet")
 @pytest.mark.parametrize("language", list(ROUND_TRIP))
-def test_whisper_hears_kokoro(language, capsys) -> None:
-    from parley.engines.whisper import load_recognizer
-
+def test_whisper_hears_kokoro(language: str, capsys: pytest.CaptureFixture[str]) -> None:
     text = ROUND_TRIP[language]
     chunk = load_kokoro().synthesize(text, "alloy", 1.0, language)
     audio = soxr.resample(chunk.audio.astype(np.float32) / 32768, SPEAK_RATE, LISTEN_RATE)

@@ -66,6 +66,7 @@ class Response:
         self._task: asyncio.Task[None] | None = None
         self._input_audio_ms = 0
         self._output_audio_ms = 0
+        self._audio_out: list[bytes] = []
         self._started = time.monotonic()
         self._first_output_seen = False
 
@@ -175,7 +176,7 @@ class Response:
         if rest := chunker.flush():
             await self._say(speaker, rest, item, part)
         if tail := await speaker.finish():
-            part.audio = (part.audio or b"") + tail
+            self._audio_out.append(tail)
             self._emit_part_event("response.output_audio.delta", item, delta=base64.b64encode(tail).decode("ascii"))
 
     async def _say(self, speaker: Speaker, clause: str, item: Item, part: ContentPart) -> None:
@@ -183,7 +184,7 @@ class Response:
         self._first_output()
         part.transcript = speaker.transcript
         part.word_ends.extend(spoken.word_ends)
-        part.audio = (part.audio or b"") + spoken.audio
+        self._audio_out.append(spoken.audio)
         self._output_audio_ms += spoken.duration_ms
         self._emit_part_event("response.output_audio_transcript.delta", item, delta=spoken.text)
         step = AUDIO_DELTA_MS * codec.bytes_per_ms(self.params.output_format)
@@ -239,6 +240,7 @@ class Response:
         try:
             yield part
         finally:
+            part.audio = b"".join(self._audio_out)  # joined once: appending bytes per clause would be quadratic
             self._emit_part_event("response.output_audio.done", item)
             self._emit_part_event("response.output_audio_transcript.done", item, transcript=part.transcript)
             self._emit_part_event(

@@ -55,7 +55,7 @@ class Listener:
         self._decoder = codec.StreamDecoder(audio_format)
         self._resampler = codec.InputResampler(audio_format)
         self._raw = bytearray()
-        self._listen = np.zeros(0, dtype=np.float32)
+        self._listen_parts: list[np.ndarray] = []  # joined only when read: appends stay O(chunk)
         self._unframed = np.zeros(0, dtype=np.float32)
         self.start_ms = 0  # where the kept audio begins
         self._listened_samples = 0  # 16 kHz samples through the VAD since the session began
@@ -76,7 +76,7 @@ class Listener:
         samples = self._decoder.decode(data)
         self._raw += data
         listen = self._resampler.process(samples)
-        self._listen = np.concatenate([self._listen, listen])
+        self._listen_parts.append(listen)
         result = ListenResult()
         if self.tracker is None:
             return result
@@ -101,20 +101,27 @@ class Listener:
         """Everything kept since the last commit becomes one turn."""
         # The resampler holds back a few ms; without them the turn's last word could be clipped.
         tail = self._resampler.process(np.zeros(0, dtype=np.int16), last=True)
-        self._listen = np.concatenate([self._listen, tail])
-        committed = CommittedAudio(bytes(self._raw), self._listen, self.start_ms, self.end_ms)
+        self._listen_parts.append(tail)
+        committed = CommittedAudio(bytes(self._raw), self._listen(), self.start_ms, self.end_ms)
         self.start_ms = committed.end_ms
         self._raw.clear()
-        self._listen = np.zeros(0, dtype=np.float32)
+        self._listen_parts = []
         return committed
 
     def clear(self) -> None:
         self.commit()
 
+    def _listen(self) -> np.ndarray:
+        """The kept 16 kHz audio as one array (joined once, then kept joined)."""
+        if len(self._listen_parts) != 1:
+            joined = np.concatenate(self._listen_parts) if self._listen_parts else np.zeros(0, dtype=np.float32)
+            self._listen_parts = [joined]
+        return self._listen_parts[0]
+
     def _listen_between(self, start_ms: int, end_ms: int) -> np.ndarray:
         first = max(0, (start_ms - self.start_ms) * LISTEN_RATE // 1000)
         last = max(first, (end_ms - self.start_ms) * LISTEN_RATE // 1000)
-        window = self._listen[first:last]
+        window = self._listen()[first:last]
         return window[-END_OF_TURN_WINDOW_S * LISTEN_RATE :]
 
     def _forget_before(self, ms: int) -> None:
@@ -123,5 +130,5 @@ class Listener:
             return
         raw_bytes = drop_ms * codec.bytes_per_ms(self.format)
         del self._raw[:raw_bytes]
-        self._listen = self._listen[drop_ms * LISTEN_RATE // 1000 :]
+        self._listen_parts = [self._listen()[drop_ms * LISTEN_RATE // 1000 :]]
         self.start_ms += drop_ms
