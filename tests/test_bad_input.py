@@ -106,14 +106,13 @@ async def assert_session_works(rc: RecordingConnection) -> None:
     await add_user_item(rc, question_id, QUESTION)
     limit = "max_output_tokens" if rc.dialect == "ga" else "max_response_output_tokens"
     response = {"input": [{"type": "item_reference", "id": question_id}], limit: 64}
-    # Sampling can still make the model run past the cap (a few in a thousand): ask again, then it stops.
-    for _ in range(3):
-        await rc.send({"type": "response.create", "event_id": "evt_alive_response", "response": response})
-        done = (await rc.until("response.done"))["response"]
-        if done["status"] != "incomplete":
-            break
-        assert done["status_details"]["reason"] == "max_output_tokens", done
-    assert done["status"] == "completed", done
+    await rc.send({"type": "response.create", "event_id": "evt_alive_response", "response": response})
+    done = (await rc.until("response.done"))["response"]
+    # The small model sometimes runs past the cap: a response stopped by it is still a working session.
+    assert done["status"] == "completed" or done["status_details"] == {
+        "type": "incomplete",
+        "reason": "max_output_tokens",
+    }, done
     assert response_text(rc.events, done["id"]).strip()
     assert not [event for event in rc.events[start:] if event["type"] == "error"]
     rc.assert_conformant()
