@@ -1,7 +1,6 @@
 """Weight resolution: packaged models (installed from requirements/models.txt), joins, paths, hub errors."""
 
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -179,7 +178,6 @@ def test_hub_malformed_id() -> None:
         resolve("hf:just-a-repo")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("huggingface_hub") is None, reason="parley[hub] not installed")
 def test_hub_offline_is_clean_error(tmp_path: Path) -> None:
     # A subprocess, because huggingface_hub reads HF_HUB_OFFLINE when it is first imported.
     code = (

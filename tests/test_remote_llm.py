@@ -27,7 +27,7 @@ from parley import models
 from parley.engines.llm import EngineError, GenerationRequest
 from parley.engines.openai_chat import OpenAIChatModel
 from tests.support.client import connect, response_text, user_text
-from tests.support.server import ARTIFACTS, RunningServer, free_port, running_server
+from tests.support.server import ARTIFACTS, RunningServer, background_process, free_port, running_server
 
 REMOTE_MODEL = "smollm2-remote"  # the alias the endpoint serves the model under
 LONG_PROMPT = "Write a very long story about a dragon and a knight, with many chapters."
@@ -61,29 +61,10 @@ def llama_cpp_server(name: str, port: int | None = None, timeout_s: float = 120.
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048",
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT
-        )
-    endpoint = Endpoint(port, process, log_path)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited early:\n{log_path.read_text(errors='replace')[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{endpoint.base_url}/models", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"llama_cpp.server not up after {timeout_s}s")
-            time.sleep(0.25)
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ready_url = f"http://127.0.0.1:{port}/v1/models"
+    with background_process(command, log_path, ready_url, timeout_s, environment) as process:
+        yield Endpoint(port, process, log_path)
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,24 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def background_process(
+    command: list[str], log_path: Path, ready_url: str, timeout_s: float, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``command`` (output to ``log_path``), wait until ``ready_url`` answers 200, stop it afterwards."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(process, log_path, ready_url, timeout_s)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
 def running_server(
     name: str, env: dict[str, str] | None = None, args: list[str] | None = None, ready_timeout_s: float = 240.0
 ) -> Iterator[RunningServer]:
@@ -51,28 +69,20 @@ def running_server(
     log_path = ARTIFACTS / f"server-{name}.log"
     environment = {**os.environ, "PARLEY_PROFILE": "fast", **(env or {})}
     command = [sys.executable, "-m", "parley.cli", "serve", "--port", str(port), *(args or [])]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    server = RunningServer(port, process, log_path)
-    try:
-        _wait_ready(server, ready_timeout_s)
+    ready_url = f"http://127.0.0.1:{port}/readyz"
+    with background_process(command, log_path, ready_url, ready_timeout_s, environment) as process:
+        server = RunningServer(port, process, log_path)
         yield server
         assert process.poll() is None, f"server {name} died during the tests:\n{server.log()[-3000:]}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
-def _wait_ready(server: RunningServer, timeout_s: float) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log()[-3000:]}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited early:\n{log_path.read_text(errors='replace')[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.http_url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         time.sleep(0.25)
-    raise TimeoutError(f"server not ready after {timeout_s}s:\n{server.log()[-3000:]}")
+    raise TimeoutError(f"{url} not ready after {timeout_s}s:\n{log_path.read_text(errors='replace')[-3000:]}")
