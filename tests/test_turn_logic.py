@@ -61,6 +61,37 @@ def test_semantic_vad_waits_when_unsure_until_its_ceiling() -> None:
     assert len(stops) == 1  # and the ceiling ends the turn anyway
 
 
+def test_a_pause_is_reported_once_and_speech_after_it_resumes_the_turn() -> None:
+    detection = TurnDetection(type="server_vad", silence_duration_ms=500).with_defaults()
+    tracker = TurnTracker(detection, FRAME_MS, pause_ms=96)
+    # Speech, a 160 ms pause (past 96, short of 500), more speech, then the silence that ends the turn.
+    frames = [0.9] * 10 + [0.0] * 5 + [0.9] * 10 + [0.0] * 20
+    events = [d for d in _run(tracker, frames) if isinstance(d, TurnEvent)]
+    assert [e.kind for e in events] == ["speech_started", "pause", "resumed", "pause", "speech_stopped"]
+    first_pause, resumed, last_pause, stopped = events[1:]
+    assert first_pause.audio_ms == 10 * FRAME_MS  # where the voice stopped, not where the pause was noticed
+    assert resumed.audio_ms == 16 * FRAME_MS
+    assert last_pause.audio_ms == stopped.audio_ms == 25 * FRAME_MS
+
+
+def test_no_pause_without_early_start_or_when_the_turn_ends_first() -> None:
+    detection = TurnDetection(type="server_vad", silence_duration_ms=64).with_defaults()
+    frames = [0.9] * 10 + [0.0] * 10
+    for tracker in (TurnTracker(detection, FRAME_MS), TurnTracker(detection, FRAME_MS, pause_ms=96)):
+        assert [d.kind for d in _run(tracker, frames) if isinstance(d, TurnEvent)] == [
+            "speech_started",
+            "speech_stopped",
+        ]
+
+
+def test_semantic_vad_reports_the_pause_before_asking_the_model() -> None:
+    detection = TurnDetection(type="semantic_vad", eagerness="high").with_defaults()
+    tracker = TurnTracker(detection, FRAME_MS, pause_ms=96)
+    decisions = _run(tracker, [0.9] * 10 + [0.0] * 10, answer=0.9)
+    kinds = [type(d).__name__ if not isinstance(d, TurnEvent) else d.kind for d in decisions]
+    assert kinds == ["speech_started", "pause", "EndOfTurnQuestion", "speech_stopped"]
+
+
 def test_first_clause_is_cut_early_and_sentences_after() -> None:
     chunker = ClauseChunker()
     pieces: list[str] = []

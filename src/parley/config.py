@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, description="model name at llm_base_url")
     llm_context_tokens: int = Field(4096, ge=512)
     llm_threads: int | None = Field(None, ge=1)
-    speech_threads: int = Field(2, ge=1, description="worker threads for VAD, recognition and synthesis")
+    speech_threads: int = Field(2, ge=1, description="worker threads for recognition and synthesis")
+    early_start_ms: int = Field(
+        96, ge=0, description="pause inside a turn after which the answer is prepared before the turn ends; 0: off"
+    )
     instructions: str = DEFAULT_INSTRUCTIONS
     api_keys: Annotated[list[str], NoDecode] = []
     allow_insecure_public_bind: bool = False

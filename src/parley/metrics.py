@@ -10,3 +10,14 @@ FIRST_OUTPUT_SECONDS = Histogram(
     "Time from the start of generation to the first text or audio delta",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
 )
+TURN_STAGE_SECONDS = Histogram(
+    "parley_turn_stage_seconds",
+    "Time from receiving a voice turn's last voiced audio to each stage of its answer",
+    ["stage"],
+    buckets=(0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0),
+)
+EARLY_ANSWERS = Counter(
+    "parley_early_answers_total",
+    "Answers prepared during a pause, by outcome (used, dropped: the person went on, stale: the context changed)",
+    ["outcome"],
+)

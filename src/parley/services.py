@@ -111,4 +111,11 @@ def build_voice(settings: Settings) -> VoiceStack:
     recognizer.transcribe(np.zeros(LISTEN_RATE, dtype=np.float32))
     synthesizer.synthesize("Hello.", "alloy")
     end_of_turn.turn_complete_probability(np.zeros(LISTEN_RATE, dtype=np.float32))
-    return VoiceStack(SileroVad.from_source(), end_of_turn, recognizer, synthesizer, settings.speech_threads)
+    return VoiceStack(
+        SileroVad.from_source(),
+        end_of_turn,
+        recognizer,
+        synthesizer,
+        settings.speech_threads,
+        pause_ms=settings.early_start_ms or None,
+    )

@@ -14,13 +14,23 @@ from tests.conformance.validator import Dialect, EventValidator, assert_conforma
 
 from .server import RunningServer
 
+# Parley's extension events, sent only to clients that opt in, with the fields each must carry.
+EXTENSION_EVENTS = {
+    "parley.turn.timings": {"event_id", "response_id", "item_id", "audio_end_ms", "stages_ms", "speculative"},
+}
+
 
 class RecordingConnection:
-    """Sends through the SDK connection and keeps every raw server event in arrival order."""
+    """Sends through the SDK connection and keeps every raw server event in arrival order.
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
+    Every event is validated strictly against the SDK's types, except the extension events this connection
+    opted into (``extensions``), which must carry exactly their documented fields.
+    """
+
+    def __init__(self, connection: Any, dialect: Dialect, extensions: frozenset[str] = frozenset()) -> None:
         self.connection = connection
         self.dialect = dialect
+        self.extensions = extensions
         self.events: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self._validator = EventValidator(dialect)
@@ -37,6 +47,9 @@ class RecordingConnection:
         raw = await asyncio.wait_for(self.connection.recv_bytes(), timeout)
         event = json.loads(raw)
         self.events.append(event)
+        if event.get("type") in self.extensions:
+            assert set(event) == {"type"} | EXTENSION_EVENTS[event["type"]], event
+            return event
         problems = self._validator.validate_event(event)
         assert not problems, f"{event.get('type')}: {problems}"
         return event
@@ -64,7 +77,8 @@ class RecordingConnection:
         return [event for event in self.events if event["type"] == event_type]
 
     def assert_conformant(self, allow_open_responses: bool = False) -> None:
-        assert_conformant(self.events, self.dialect, self.sent, allow_open_responses=allow_open_responses)
+        standard = [event for event in self.events if event["type"] not in self.extensions]
+        assert_conformant(standard, self.dialect, self.sent, allow_open_responses=allow_open_responses)
 
 
 def sdk_client(server: RunningServer, api_key: str = "unused") -> AsyncOpenAI:
@@ -82,19 +96,23 @@ async def connect(
     model: str | None = None,
     api_key: str = "unused",
     speak: bool = False,
+    timings: bool = False,
 ) -> AsyncIterator[RecordingConnection]:
     """Connect with ``client.realtime.connect`` (GA) or ``client.beta.realtime.connect`` (beta).
 
     Sessions answer in text unless ``speak``: most protocol tests are about events, not voices, and text
-    keeps them quick. With ``speak`` the session keeps the server's defaults (spoken answers).
+    keeps them quick. With ``speak`` the session keeps the server's defaults (spoken answers). ``timings``
+    opts into ``parley.turn.timings`` events through the URL, as any client can.
     """
     client = sdk_client(server, api_key)
+    extra_query = {"parley_timings": "true"} if timings else {}
     if dialect == "ga":
-        manager = client.realtime.connect(model=model or "gpt-realtime")
+        manager = client.realtime.connect(model=model or "gpt-realtime", extra_query=extra_query)
     else:
-        manager = client.beta.realtime.connect(model=model or "gpt-4o-mini-realtime-preview")
+        manager = client.beta.realtime.connect(model=model or "gpt-4o-mini-realtime-preview", extra_query=extra_query)
     async with manager as connection:
-        recorder = RecordingConnection(connection, dialect)
+        extensions = frozenset({"parley.turn.timings"}) if timings else frozenset()
+        recorder = RecordingConnection(connection, dialect, extensions)
         created = await recorder.next()
         assert created["type"] == "session.created"
         if not speak:

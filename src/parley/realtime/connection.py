@@ -45,7 +45,9 @@ async def serve_connection(websocket: WebSocket, settings: Settings, llm: Langua
         expires_at=int(time.time() + lifetime_s),
         instructions=settings.instructions,
     )
-    session = RealtimeSession(dialect, config, llm, voice)
+    # Per-turn timings are an extension event: only clients that ask for it by URL ever see it.
+    report_timings = websocket.query_params.get("parley_timings", "").lower() in ("1", "true", "yes")
+    session = RealtimeSession(dialect, config, llm, voice, report_timings=report_timings)
     writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
     expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)
     ACTIVE_SESSIONS.inc()
@@ -77,6 +79,7 @@ async def _receive_loop(
                 await receiving
             return
         message = receiving.result()
+        session.frame_received_at = time.monotonic()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")

@@ -144,7 +144,7 @@ async def input_audio_commit(session: RealtimeSession, event: dict[str, Any], _:
 
 @handles("input_audio_buffer.clear")
 async def input_audio_clear(session: RealtimeSession, event: dict[str, Any], _: str | None) -> None:
-    session.listener.clear()
+    session.clear_audio()
     session.emit("input_audio_buffer.cleared")
 
 

@@ -7,20 +7,24 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..engines.llm import EngineError, GenerationRequest, GenerationStats, LanguageModel
 from ..ids import new_id
 from ..metrics import ACTIVE_RESPONSES, FIRST_OUTPUT_SECONDS, RESPONSES
 from ..voice import audio as codec
-from ..voice.clauses import ClauseChunker
-from ..voice.speaker import Speaker
+from ..voice.speaker import Speaker, SpokenClause
+from .answer import AnswerStream, AudioTail, Piece, TextDelta
 from .conversation import Conversation, chat_messages
 from .dialect import Dialect
 from .items import ContentPart, Item
 from .response_params import ResponseParams
 from .session_config import ga_format
+from .turn_timing import TurnTiming
+
+if TYPE_CHECKING:
+    from .early_answer import EarlyAnswer
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,27 @@ class EventSink(Protocol):
 
     def item_done(self, item: Item, previous_item_id: str | None) -> None: ...
 
+    def report_turn(self, response_id: str, timing: TurnTiming) -> None:
+        """A voice turn's answer is done: record (and, where asked for, send) where its time went."""
+        ...
+
 
 class Response:
-    def __init__(self, sink: EventSink, params: ResponseParams, conversation: Conversation, llm: LanguageModel) -> None:
+    def __init__(
+        self,
+        sink: EventSink,
+        params: ResponseParams,
+        conversation: Conversation,
+        llm: LanguageModel,
+        *,
+        turn: TurnTiming | None = None,
+        early: EarlyAnswer | None = None,
+    ) -> None:
+        """``turn``: the voice turn this answers (its timing is filled in); ``early``: an answer prepared for
+        that turn during its final pause, used when it asked the model exactly what this response asks."""
         self.id = new_id("resp")
+        self.turn = turn
+        self._early = early
         self.params = params
         self._sink = sink
         self._conversation = conversation
@@ -135,62 +156,75 @@ class Response:
                 self._finish("incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
             else:
                 self._finish("completed", None)
+        finally:
+            if self._early is not None:  # ended before it could take the prepared answer over
+                await self._early.drop()
+
+    def request_for(self, context: list[Item]) -> GenerationRequest:
+        """What this response asks the model, given the items it answers (their transcripts ready)."""
+        params = self.params
+        return GenerationRequest(
+            messages=chat_messages(params.instructions, context),
+            max_tokens=None if params.max_output_tokens == "inf" else params.max_output_tokens,
+            temperature=params.temperature,
+        )
+
+    def speaker_for(self, context: list[Item]) -> Speaker | None:
+        """The voice this response speaks with (in the caller's last language), or None for text."""
+        if "audio" not in self.params.output_modalities:
+            return None
+        return self._sink.speaker(self.params, _last_user_language(context))
 
     async def _generate(self) -> None:
         params = self.params
         context = params.input_items if params.input_items is not None else self._conversation.items
         await self._sink.transcripts_ready(context)
         self._input_audio_ms = sum(_audio_ms(part) for item in context for part in item.content)
-        max_tokens = None if params.max_output_tokens == "inf" else params.max_output_tokens
-        request = GenerationRequest(
-            messages=chat_messages(params.instructions, context),
-            max_tokens=max_tokens,
-            temperature=params.temperature,
-        )
-        speaker = (
-            self._sink.speaker(params, _last_user_language(context)) if "audio" in params.output_modalities else None
-        )
+        request = self.request_for(context)
+        speaker = self.speaker_for(context)
         self._started = time.monotonic()
-        stream = self._llm.generate(request)
-        self._stats = stream.stats
+        early, self._early = self._early, None
+        answer = await early.take(request, speaker) if early is not None else None
+        if answer is None:
+            answer = AnswerStream(self._llm.generate(request), speaker)
+        elif self.turn is not None:
+            self.turn.speculative = True
+        self._stats = answer.stats
         try:
             with self._message_item() as item:
-                if speaker is None:
+                if answer.speaker is None:
                     with self._text_part(item) as part:
-                        async for delta in stream:
+                        async for piece in answer.pieces():
+                            assert isinstance(piece, TextDelta)
                             self._first_output()
-                            part.text = (part.text or "") + delta
-                            self._emit_part_event("response.output_text.delta", item, delta=delta)
+                            part.text = (part.text or "") + piece.text
+                            self._emit_part_event("response.output_text.delta", item, delta=piece.text)
                 else:
                     with self._audio_part(item) as part:
-                        await self._speak(stream, speaker, item, part)
+                        async for piece in answer.pieces():
+                            self._send_audio(piece, item, part)
         finally:
-            await stream.aclose()
+            await answer.close()
+            if self.turn is not None:
+                self.turn.llm_first_token_at = answer.first_token_at
 
-    async def _speak(self, stream: AsyncIterator[str], speaker: Speaker, item: Item, part: ContentPart) -> None:
-        """Text becomes speech clause by clause while the model keeps writing in its own thread."""
-        chunker = ClauseChunker()
-        async for delta in stream:
-            for clause in chunker.push(delta):
-                await self._say(speaker, clause, item, part)
-        if rest := chunker.flush():
-            await self._say(speaker, rest, item, part)
-        if tail := await speaker.finish():
-            self._audio_out.append(tail)
-            self._emit_part_event("response.output_audio.delta", item, delta=base64.b64encode(tail).decode("ascii"))
-
-    async def _say(self, speaker: Speaker, clause: str, item: Item, part: ContentPart) -> None:
-        spoken = await speaker.say(clause)
+    def _send_audio(self, piece: Piece, item: Item, part: ContentPart) -> None:
+        if isinstance(piece, AudioTail):
+            self._audio_out.append(piece.audio)
+            self._emit_part_event("response.output_audio.delta", item, delta=_b64(piece.audio))
+            return
+        assert isinstance(piece, SpokenClause)
         self._first_output()
-        part.transcript = speaker.transcript
-        part.word_ends.extend(spoken.word_ends)
-        self._audio_out.append(spoken.audio)
-        self._output_audio_ms += spoken.duration_ms
-        self._emit_part_event("response.output_audio_transcript.delta", item, delta=spoken.text)
+        part.transcript = (part.transcript or "") + piece.text
+        part.word_ends.extend(piece.word_ends)
+        self._audio_out.append(piece.audio)
+        self._output_audio_ms += piece.duration_ms
+        self._emit_part_event("response.output_audio_transcript.delta", item, delta=piece.text)
         step = AUDIO_DELTA_MS * codec.bytes_per_ms(self.params.output_format)
-        for start in range(0, len(spoken.audio), step):
-            chunk = base64.b64encode(spoken.audio[start : start + step]).decode("ascii")
-            self._emit_part_event("response.output_audio.delta", item, delta=chunk)
+        for start in range(0, len(piece.audio), step):
+            self._emit_part_event("response.output_audio.delta", item, delta=_b64(piece.audio[start : start + step]))
+        if self.turn is not None:
+            self.turn.mark_first_audio()
 
     def _first_output(self) -> None:
         if not self._first_output_seen:
@@ -255,6 +289,8 @@ class Response:
         self._details = details
         ACTIVE_RESPONSES.dec()
         RESPONSES.labels(status).inc()
+        if self.turn is not None:
+            self._sink.report_turn(self.id, self.turn)
         self._sink.emit("response.done", response=self.render())
 
     def _usage(self) -> dict[str, Any]:
@@ -279,6 +315,10 @@ class Response:
             cached = {"text_tokens": stats.cached_tokens, "audio_tokens": 0, "image_tokens": 0}
             details["cached_tokens_details"] = cached
         return usage
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _audio_ms(part: ContentPart) -> int:

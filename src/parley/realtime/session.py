@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from ..engines.llm import LanguageModel
@@ -19,11 +20,14 @@ from ..voice.speaker import Speaker
 from ..voice.stack import VoiceStack
 from .conversation import Conversation
 from .dialect import Dialect
+from .early_answer import EarlyAnswer
 from .errors import RealtimeError
 from .items import ContentPart, Item
 from .response import Response
 from .response_params import GAResponseCreate, ResponseParams
 from .session_config import SessionConfig
+from .turn_timing import EVENT_TYPE as TURN_TIMINGS_EVENT
+from .turn_timing import TurnTiming
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,16 @@ _CLOSE = object()
 
 
 class RealtimeSession:
-    def __init__(self, dialect: Dialect, config: SessionConfig, llm: LanguageModel, voice: VoiceStack) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        config: SessionConfig,
+        llm: LanguageModel,
+        voice: VoiceStack,
+        *,
+        report_timings: bool = False,
+    ) -> None:
+        """``report_timings``: the client asked for ``parley.turn.timings`` events."""
         self.dialect = dialect
         self.config = config
         self.llm = llm
@@ -40,6 +53,9 @@ class RealtimeSession:
         self.listener: Listener = voice.listener(config.input_format, config.turn_detection)
         self._transcriptions: dict[str, asyncio.Task[None]] = {}
         self._turn_item_id: str | None = None
+        self._early: EarlyAnswer | None = None  # prepared during the current turn's pause
+        self._report_timings = report_timings
+        self.frame_received_at = time.monotonic()  # when the client event being handled arrived
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_since_ms = 0
         self._closing = False
@@ -97,14 +113,13 @@ class RealtimeSession:
         previous, self.config = self.config, config
         if (config.input_format, config.turn_detection) != (previous.input_format, previous.turn_detection):
             # Buffered bytes of the old format cannot be mixed with the new; audio time carries on.
-            start_ms = self.listener.end_ms
-            self.listener = self.voice.listener(config.input_format, config.turn_detection)
-            self.listener.start_ms = start_ms
+            self.listener = self.voice.listener(config.input_format, config.turn_detection, self.listener.end_ms)
             self._turn_item_id = None
+            self._drop_early_answer()
 
     async def listen(self, audio: bytes) -> None:
         """Appended audio: detect turns; start, stop, commit and answer them as the session's settings say."""
-        result = await self.voice.run(self.listener.process, audio)
+        result = await self.voice.listen(self.listener, audio, self.frame_received_at)
         detection = self.config.turn_detection
         for event in result.events:
             if event.kind == "speech_started":
@@ -114,34 +129,73 @@ class RealtimeSession:
                 )
                 if detection and detection.interrupt_response and self.active_response is not None:
                     await self.active_response.cancel("turn_detected")
-            else:
-                item_id = self._turn_item_id or new_id("item")
-                self._turn_item_id = None
-                self.emit("input_audio_buffer.speech_stopped", audio_end_ms=event.audio_ms, item_id=item_id)
-                self.commit_audio(item_id)
+            elif event.kind == "pause":
                 if detection and detection.create_response and self.active_response is None:
-                    self.start_response(self.default_response())
+                    self._drop_early_answer()
+                    self._early = EarlyAnswer(self, self._turn_item_id or "", self.listener.turn_so_far())
+            elif event.kind == "resumed":
+                self._drop_early_answer()
+            else:
+                self._turn_ended(event.audio_ms)
 
-    def commit_audio(self, item_id: str | None = None) -> Item:
-        """The buffered audio becomes a user item; its transcript follows when the recognizer is done."""
+    def _turn_ended(self, audio_end_ms: int) -> None:
+        detected_at = time.monotonic()
+        item_id = self._turn_item_id or new_id("item")
+        self._turn_item_id = None
+        early, self._early = self._early, None
+        self.emit("input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id)
+        voice_end_at = self.listener.arrival_of(audio_end_ms) or detected_at
+        turn = TurnTiming(item_id, audio_end_ms, voice_end_at, turn_detected_at=detected_at)
+        self.commit_audio(item_id, early, turn)
+        detection = self.config.turn_detection
+        if detection and detection.create_response and self.active_response is None:
+            self.start_response(self.default_response(turn, early))
+        elif early is not None:
+            self._own(asyncio.create_task(early.drop()))
+
+    def _drop_early_answer(self) -> None:
+        if self._early is not None:
+            self._own(asyncio.create_task(self._early.drop()))
+            self._early = None
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
+        """Every task belongs to the session: it is cancelled when the session closes."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def commit_audio(
+        self, item_id: str | None = None, early: EarlyAnswer | None = None, turn: TurnTiming | None = None
+    ) -> Item:
+        """The buffered audio becomes a user item; its transcript follows when the recognizer is done (or comes
+        from ``early``, which heard the same turn up to its final pause)."""
+        if early is None:
+            self._drop_early_answer()  # committed by hand mid-turn: what it prepared answers other audio
         committed = self.listener.commit()
         part = ContentPart(type="input_audio", audio=committed.raw, audio_format=self.listener.format)
         item = Item(id=item_id or new_id("item"), type="message", role="user", content=[part])
         self.emit("input_audio_buffer.committed", previous_item_id=self.conversation.last_item_id, item_id=item.id)
         self.add_item(item)
-        task = asyncio.create_task(self._transcribe(item, committed), name=f"transcribe-{item.id}")
+        task = asyncio.create_task(self._transcribe(item, committed, early, turn), name=f"transcribe-{item.id}")
         self._transcriptions[item.id] = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._own(task)
         return item
 
-    async def _transcribe(self, item: Item, committed: CommittedAudio) -> None:
+    def clear_audio(self) -> None:
+        self._drop_early_answer()
+        self.listener.clear()
+
+    async def _transcribe(
+        self, item: Item, committed: CommittedAudio, early: EarlyAnswer | None, turn: TurnTiming | None
+    ) -> None:
         settings = self.config.transcription
         part = item.content[0]
         try:
-            transcript = await self.voice.transcribe(
-                committed.listen, settings.language if settings else None, settings.prompt if settings else None
-            )
+            if early is not None:
+                transcript = await early.transcript
+            else:
+                transcript = await self.voice.transcribe(
+                    committed.listen, settings.language if settings else None, settings.prompt if settings else None
+                )
         except Exception as exc:  # the turn stays, without text; the client hears why if it asked
             log.exception("session %s: transcription failed", self.id)
             if settings is not None:
@@ -153,6 +207,8 @@ class RealtimeSession:
             return
         part.transcript = transcript.text
         part.language = transcript.language
+        if turn is not None:
+            turn.transcript_at = (early.transcript_at if early else None) or time.monotonic()
         if settings is not None:
             self.emit(
                 "conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0,
@@ -174,10 +230,15 @@ class RealtimeSession:
     def speaker(self, params: ResponseParams, language: str | None) -> Speaker:
         return self.voice.speaker(params.voice, self.config.speed, language, params.output_format)
 
-    def default_response(self) -> Response:
+    def default_response(self, turn: TurnTiming | None = None, early: EarlyAnswer | None = None) -> Response:
         """What a turn detected by VAD gets: a response with the session's settings."""
         params = GAResponseCreate().to_params(self.config, self.conversation)
-        return Response(self, params, self.conversation, self.llm)
+        return Response(self, params, self.conversation, self.llm, turn=turn, early=early)
+
+    def report_turn(self, response_id: str, timing: TurnTiming) -> None:
+        timing.observe()
+        if self._report_timings:
+            self.emit(TURN_TIMINGS_EVENT, **timing.event_fields(response_id))
 
     # Responses -------------------------------------------------------------------------------------------
 
@@ -188,11 +249,10 @@ class RealtimeSession:
         else:
             self.out_of_band.add(response)
         task = response.start()
-        self._tasks.add(task)
+        self._own(task)
         task.add_done_callback(lambda done: self._response_finished(response, done))
 
     def _response_finished(self, response: Response, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
         self.out_of_band.discard(response)
         if self.active_response is response:
             self.active_response = None
@@ -237,6 +297,9 @@ class RealtimeSession:
         """Cancel everything the session started; nothing outlives it."""
         self._closing = True
         self._disarm_idle_timeout()
+        if self._early is not None:
+            await self._early.drop()
+            self._early = None
         responses = [r for r in (self.active_response, *self.out_of_band) if r is not None]
         for response in responses:
             await response.cancel("client_cancelled")

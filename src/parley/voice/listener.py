@@ -7,6 +7,7 @@ that touches a model runs in the caller's worker thread: ``process`` is blocking
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,8 @@ from .turns import EndOfTurnQuestion, TurnEvent, TurnTracker
 IDLE_KEEP_MS = 2000
 # Smart Turn looks at most at the last 8 s of a turn.
 END_OF_TURN_WINDOW_S = 8
+# When each recent append arrived is kept this far back (in appends), to time turns from their last voice.
+ARRIVALS_KEPT = 2000
 
 
 @dataclass
@@ -45,7 +48,11 @@ class Listener:
         detection: TurnDetection | None,
         vad: VoiceActivityModel,
         end_of_turn: EndOfTurnModel | None,
+        *,
+        start_ms: int = 0,
+        pause_ms: int | None = None,
     ) -> None:
+        """``start_ms``: where this listener's audio begins in the session; ``pause_ms``: see TurnTracker."""
         self._vad = vad
         self._end_of_turn = end_of_turn
         self._frame = vad.frame_samples
@@ -57,9 +64,10 @@ class Listener:
         self._raw = bytearray()
         self._listen_parts: list[np.ndarray] = []  # joined only when read: appends stay O(chunk)
         self._unframed = np.zeros(0, dtype=np.float32)
-        self.start_ms = 0  # where the kept audio begins
-        self._listened_samples = 0  # 16 kHz samples through the VAD since the session began
-        self.tracker = TurnTracker(detection, self._frame_ms) if detection else None
+        self.start_ms = start_ms  # where the kept audio begins
+        self._listened_samples = start_ms * LISTEN_RATE // 1000  # through the VAD since the session began
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVALS_KEPT)  # (end_ms, monotonic time)
+        self.tracker = TurnTracker(detection, self._frame_ms, pause_ms) if detection else None
 
     @property
     def end_ms(self) -> int:
@@ -68,13 +76,15 @@ class Listener:
     def buffered_ms(self) -> float:
         return codec.duration_ms(len(self._raw), self.format)
 
-    def process(self, data: bytes) -> ListenResult:
-        """Take appended bytes; run voice activity (and end-of-turn) detection over the new frames."""
+    def process(self, data: bytes, received_at: float) -> ListenResult:
+        """Take appended bytes (arrived at monotonic ``received_at``); run voice activity (and end-of-turn)
+        detection over the new frames."""
         if self.tracker is not None and not self.tracker.in_speech:
             # Trim before adding, never after: a turn that ended in the last call has been committed since.
             self._forget_before(self.end_ms - IDLE_KEEP_MS)
         samples = self._decoder.decode(data)
         self._raw += data
+        self._arrivals.append((self.end_ms, received_at))
         listen = self._resampler.process(samples)
         self._listen_parts.append(listen)
         result = ListenResult()
@@ -110,6 +120,17 @@ class Listener:
 
     def clear(self) -> None:
         self.commit()
+
+    def turn_so_far(self) -> np.ndarray:
+        """A copy of the 16 kHz audio kept since the last commit (the turn in progress, with its padding)."""
+        return self._listen().copy()
+
+    def arrival_of(self, audio_ms: int) -> float | None:
+        """When the append holding the audio at ``audio_ms`` arrived (monotonic), if it is still known."""
+        for end_ms, received_at in self._arrivals:
+            if end_ms >= audio_ms:
+                return received_at
+        return None
 
     def _listen(self) -> np.ndarray:
         """The kept 16 kHz audio as one array (joined once, then kept joined)."""

@@ -27,20 +27,22 @@ class SpokenClause:
     word_ends: list[tuple[int, int]]  # (end_ms from the response's audio start, transcript length so far)
 
 
+@dataclass(frozen=True)
+class VoiceSettings:
+    """Everything that decides how a speaker sounds: two speakers with equal settings say a text alike."""
+
+    voice: str
+    speed: float
+    language: str | None
+    audio_format: str
+
+
 class Speaker:
     def __init__(
-        self,
-        synthesizer: SpeechSynthesizer,
-        voice: str,
-        speed: float,
-        language: str | None,
-        encoder: Encoder,
-        pool: Executor,
+        self, synthesizer: SpeechSynthesizer, settings: VoiceSettings, encoder: Encoder, pool: Executor
     ) -> None:
+        self.settings = settings
         self._synthesizer = synthesizer
-        self._voice = voice
-        self._speed = speed
-        self._language = language
         self._encoder = encoder
         self._pool = pool
         self.spoken_ms = 0
@@ -68,5 +70,6 @@ class Speaker:
         return await loop.run_in_executor(self._pool, self._encoder, np.zeros(0, dtype=np.int16), True)
 
     def _synthesize(self, clause: str) -> tuple[SpeechChunk, bytes]:
-        chunk = self._synthesizer.synthesize(clause, self._voice, self._speed, self._language)
+        settings = self.settings
+        chunk = self._synthesizer.synthesize(clause, settings.voice, settings.speed, settings.language)
         return chunk, self._encoder(chunk.audio, False)

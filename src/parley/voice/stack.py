@@ -13,14 +13,19 @@ import numpy as np
 from ..engines.speech import EndOfTurnModel, SpeechRecognizer, SpeechSynthesizer, Transcript, VoiceActivityModel
 from ..realtime.session_config import AudioFormatName, TurnDetection
 from . import audio as codec
-from .listener import Listener
-from .speaker import Speaker
+from .listener import Listener, ListenResult
+from .speaker import Speaker, VoiceSettings
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Speech work (VAD batches, recognition, synthesis) shares this many threads; the language model has its own.
+# Recognition and synthesis share this many threads; the language model has its own.
 DEFAULT_WORKERS = 2
+# Listening (VAD, end-of-turn) has its own thread, so turn detection never queues behind a long transcription
+# or synthesis of another session.
+LISTEN_WORKERS = 1
+# A pause this long inside a turn starts work on the answer before the turn is confirmed over.
+DEFAULT_PAUSE_MS = 96
 
 
 @dataclass
@@ -30,18 +35,26 @@ class VoiceStack:
     recognizer: SpeechRecognizer
     synthesizer: SpeechSynthesizer  # takes OpenAI voice names and picks the engine for the language
     workers: int = DEFAULT_WORKERS
+    pause_ms: int | None = DEFAULT_PAUSE_MS  # None: no early start
     pool: ThreadPoolExecutor = field(init=False)
+    listen_pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="speech")
+        self.listen_pool = ThreadPoolExecutor(LISTEN_WORKERS, thread_name_prefix="listen")
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run blocking speech work in the pool, off the event loop."""
+        """Run blocking speech work (recognition, synthesis) in the pool, off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, lambda: function(*args, **kwargs))
 
-    def listener(self, audio_format: AudioFormatName, detection: TurnDetection | None) -> Listener:
-        return Listener(audio_format, detection, self.vad, self.end_of_turn)
+    async def listen(self, listener: Listener, audio: bytes, received_at: float) -> ListenResult:
+        """Run a listener over appended audio in the listening thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.listen_pool, listener.process, audio, received_at)
+
+    def listener(self, audio_format: AudioFormatName, detection: TurnDetection | None, start_ms: int = 0) -> Listener:
+        return Listener(audio_format, detection, self.vad, self.end_of_turn, start_ms=start_ms, pause_ms=self.pause_ms)
 
     def speaker(self, voice: str, speed: float, language: str | None, audio_format: AudioFormatName) -> Speaker:
         resampler = codec.OutputResampler(audio_format)
@@ -49,10 +62,11 @@ class VoiceStack:
         def encode(samples: np.ndarray, last: bool) -> bytes:
             return codec.encode(resampler.process(samples, last=last), audio_format)
 
-        return Speaker(self.synthesizer, voice, speed, language, encode, self.pool)
+        return Speaker(self.synthesizer, VoiceSettings(voice, speed, language, audio_format), encode, self.pool)
 
     async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
         return await self.run(self.recognizer.transcribe, audio, language, prompt)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.listen_pool.shutdown(wait=False, cancel_futures=True)

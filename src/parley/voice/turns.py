@@ -4,6 +4,9 @@ Pure logic, fed one VAD frame at a time with the time the frame ends (ms since t
 it returns what happened. ``server_vad`` ends a turn after ``silence_duration_ms`` of silence. ``semantic_vad``
 asks the end-of-turn model at each pause whether the speaker is done, and waits longer when they are not,
 up to a ceiling that depends on ``eagerness``.
+
+Before a turn ends, a short pause is reported as ``pause`` (the turn may be over: work on an answer can start)
+and speech after it as ``resumed`` (it was not: that work is dropped). Neither is a wire event.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ SEMANTIC_RECHECK_MS = 250
 
 @dataclass(frozen=True)
 class TurnEvent:
-    kind: Literal["speech_started", "speech_stopped"]
+    kind: Literal["speech_started", "speech_stopped", "pause", "resumed"]
     audio_ms: int
 
 
@@ -43,8 +46,11 @@ class EndOfTurnQuestion:
 
 
 class TurnTracker:
-    def __init__(self, detection: TurnDetection, frame_ms: int) -> None:
+    def __init__(self, detection: TurnDetection, frame_ms: int, pause_ms: int | None = None) -> None:
+        """``pause_ms``: silence after which a ``pause`` is reported (None: never)."""
         self._detection = detection
+        self._pause_after_ms = pause_ms
+        self._paused = False
         self._frame_ms = frame_ms
         self._threshold = detection.threshold if detection.threshold is not None else 0.5
         self._voiced_run = 0
@@ -66,6 +72,9 @@ class TurnTracker:
             if self.in_speech:
                 self.last_voice_ms = frame_end_ms
                 self._next_question_ms = None
+                if self._paused:
+                    self._paused = False
+                    return TurnEvent("resumed", frame_end_ms)
                 return None
             if self._voiced_run >= MIN_SPEECH_FRAMES:
                 onset = frame_start_ms - (MIN_SPEECH_FRAMES - 1) * self._frame_ms
@@ -83,7 +92,7 @@ class TurnTracker:
         if not self.semantic:
             if pause_ms >= (self._detection.silence_duration_ms or 0):
                 return self._stop()
-            return None
+            return self._maybe_pause(pause_ms)
         if pause_ms >= self._max_pause_ms:
             return self._stop()
         if pause_ms >= self._first_pause_ms and (
@@ -91,7 +100,13 @@ class TurnTracker:
         ):
             self._next_question_ms = frame_end_ms + SEMANTIC_RECHECK_MS
             return EndOfTurnQuestion(frame_end_ms)
-        return None
+        return self._maybe_pause(pause_ms)
+
+    def _maybe_pause(self, pause_ms: int) -> TurnEvent | None:
+        if self._paused or self._pause_after_ms is None or pause_ms < self._pause_after_ms:
+            return None
+        self._paused = True
+        return TurnEvent("pause", self.last_voice_ms)
 
     def answer(self, complete_probability: float) -> TurnEvent | None:
         """The end-of-turn model's answer to the last question: stop the turn if it is confident."""
@@ -101,6 +116,7 @@ class TurnTracker:
 
     def _stop(self) -> TurnEvent:
         self.in_speech = False
+        self._paused = False
         self._voiced_run = 0
         self._next_question_ms = None
         return TurnEvent("speech_stopped", self.last_voice_ms)
