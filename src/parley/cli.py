@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from . import models
+from .bench.dialects import DialectName, TurnDetection
 from .config import PROFILE_LLMS, Profile, Settings
 
 app = typer.Typer(
@@ -107,47 +108,82 @@ def bench_text(
 
 @bench_app.command("voice")
 def bench_voice(
-    url: Annotated[str, typer.Option(help="Realtime WebSocket URL")] = "ws://127.0.0.1:8000/v1/realtime",
+    url: Annotated[str, typer.Option(help="Realtime WebSocket URL (Parley or any compatible server)")] = (
+        "ws://127.0.0.1:8000/v1/realtime"
+    ),
+    dialect: Annotated[DialectName, typer.Option(help="Protocol dialect to speak")] = "ga",
     api_key: Annotated[str | None, typer.Option(help="Key, when the server requires one")] = None,
-    manifest: Annotated[
-        list[Path] | None, typer.Option(help="Speech manifest.jsonl, or a folder holding one (repeatable)")
-    ] = None,
-    folder: Annotated[
+    speech: Annotated[
         list[str] | None,
         typer.Option(
-            help="Folder of the shared speech recordings (repeatable; without --manifest or --folder: "
-            "commands_en, ljspeech_en, pocketsphinx_en)"
+            help="Folder with a manifest.jsonl (or the manifest itself, or the name of a shared speech folder); "
+            "repeatable [default: commands_en, ljspeech_en, pocketsphinx_en]"
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Measure only the first N utterances in all")] = None,
-    silence_duration_ms: Annotated[int, typer.Option(min=0, help="server_vad silence that ends a turn")] = 500,
-    timeout_s: Annotated[float, typer.Option(min=1, help="Give up on an utterance this long after its end")] = 30.0,
-    label: Annotated[str, typer.Option(help="Label for the Markdown table")] = "voice",
-    json_out: Annotated[Path | None, typer.Option(help="Write the full results here as JSON")] = None,
+    silence_ms: Annotated[int, typer.Option(min=0, help="server_vad silence_duration_ms that ends a turn")] = 200,
+    turn_detection: Annotated[TurnDetection, typer.Option(help="Turn detection asked of the server")] = "server_vad",
+    concurrency: Annotated[int, typer.Option(min=1, help="Sessions at once, their turns staggered")] = 1,
+    turns_per_session: Annotated[
+        int, typer.Option(min=0, help="Utterances per session, one after another (0: all of a lane's)")
+    ] = 1,
+    timeout_s: Annotated[float, typer.Option(min=1, help="Give up on an answer this long after the speech")] = 30.0,
+    timings: Annotated[bool, typer.Option(help="Ask Parley for its per-turn timings (?parley_timings=true)")] = True,
+    label: Annotated[str, typer.Option(help="Name of this run in tables and charts")] = "voice",
+    out: Annotated[Path | None, typer.Option(help="Write results.json, results.md and latency.png here")] = None,
 ) -> None:
-    """Voice-to-voice latency and transcript word error rate, real recordings streamed at real-time pace."""
-    from .bench import voice_latency
+    """Voice-to-voice latency, its split by stage and transcript word error rate: real recordings streamed at
+    real-time pace in 20 ms frames."""
+    from .bench import chart, recordings, voice_latency, voice_report
+    from .bench.progress import TurnProgress
 
-    sources = [*(manifest or []), *(voice_latency.speech_folder(name) for name in folder or [])]
+    sources = [recordings.speech_source(name) for name in speech] if speech else recordings.default_sources()
     try:
-        utterances = voice_latency.load_utterances(sources or voice_latency.default_sources())[:limit]
+        utterances = recordings.load_utterances(sources)[:limit]
+        prepared = [recordings.prepare(u) for u in utterances]
     except (OSError, ValueError) as exc:
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
-
-    def progress(result: voice_latency.Result) -> None:
-        outcome = "; ".join(result.errors) or f"{result.voice_to_voice_ms} ms, heard {result.transcript!r}"
-        typer.echo(f"{result.folder}/{result.id}: {outcome}", err=True)
-
-    results = asyncio.run(
-        voice_latency.run(url, utterances, api_key, silence_duration_ms, timeout_s, on_result=progress)
+    options = voice_latency.Options(
+        url=url,
+        dialect=dialect,
+        api_key=api_key,
+        silence_ms=silence_ms,
+        turn_detection=turn_detection,
+        concurrency=concurrency,
+        turns_per_session=turns_per_session,
+        timeout_s=timeout_s,
+        timings=timings,
     )
-    typer.echo(voice_latency.markdown(label, results))
-    if json_out is not None:
-        settings = {"url": url, "silence_duration_ms": silence_duration_ms, "timeout_s": timeout_s}
-        json_out.write_text(json.dumps(voice_latency.report(results, settings), indent=2) + "\n")
-    if results and not any(result.ok for result in results):
+    with TurnProgress(len(prepared), label) as progress:
+        run = asyncio.run(voice_latency.run(prepared, options, on_turn=progress.turn_done))
+    data = voice_report.report(run, label, [str(source) for source in sources])
+    table = voice_report.markdown(data)
+    typer.echo(table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+        (out / "results.md").write_text(table)
+        chart.write([data], out / "latency.png")
+    if prepared and not data["summary"]["completed"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("compare")
+def bench_compare(
+    results: Annotated[list[Path], typer.Argument(help="results.json files of `parley bench voice --out`")],
+    out: Annotated[Path | None, typer.Option(help="Write comparison.md and comparison.png here")] = None,
+) -> None:
+    """Side by side: the headline figures and the per-stage split of several voice runs, in one table and chart."""
+    from .bench import chart, voice_report
+
+    runs = [json.loads(path.read_text()) for path in results]
+    table = voice_report.comparison(runs)
+    typer.echo(table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "comparison.md").write_text(table)
+        chart.write(runs, out / "comparison.png")
 
 
 if __name__ == "__main__":
