@@ -23,7 +23,9 @@ from .kv_states import PrefixStateCache, common_prefix
 from .llm import EngineError, GenerationRequest, GenerationStats, TextStream
 
 _DONE = object()
-DEFAULT_PROMPT_CACHE_BYTES = 256 * 1024 * 1024
+# Saved KV states of past turns (Qwen 0.5B: about 12 kB per token, so some 8,000 tokens of conversations); kept
+# small so the default profile stays within 1.5 GB resident.
+DEFAULT_PROMPT_CACHE_BYTES = 96 * 1024 * 1024
 
 
 class LlamaCppModel:
