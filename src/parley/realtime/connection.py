@@ -20,7 +20,7 @@ from .dialect import Dialect
 from .errors import RealtimeError
 from .handlers import dispatch
 from .session import RealtimeSession
-from .session_config import SessionConfig
+from .session_config import BetaSessionUpdate, GASessionUpdate, SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,14 @@ def offered_subprotocols(websocket: WebSocket) -> list[str]:
     return list(websocket.scope.get("subprotocols", []))
 
 
-async def serve_connection(websocket: WebSocket, settings: Settings, llm: LanguageModel, voice: VoiceStack) -> None:
+async def serve_connection(
+    websocket: WebSocket,
+    settings: Settings,
+    llm: LanguageModel,
+    voice: VoiceStack,
+    preset: GASessionUpdate | BetaSessionUpdate | None = None,
+) -> None:
+    """Serve one connection; ``preset`` holds the settings a client secret was minted with."""
     subprotocols = offered_subprotocols(websocket)
     dialect = Dialect.detect(websocket.headers, subprotocols)
     # Browsers fail the handshake unless one offered subprotocol is selected.
@@ -45,7 +52,11 @@ async def serve_connection(websocket: WebSocket, settings: Settings, llm: Langua
         expires_at=int(time.time() + lifetime_s),
         instructions=settings.instructions,
     )
+    if preset is not None:
+        config = preset.apply(config)
     session = RealtimeSession(dialect, config, llm, voice)
+    # Opt-in Parley extension: transcription events name the language the recognizer heard.
+    session.report_language = websocket.query_params.get("parley_language") == "true"
     writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
     expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)
     ACTIVE_SESSIONS.inc()
