@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from . import models
+from .clients import commands as client_commands
 from .config import PROFILE_LLMS, Profile, Settings
 
 app = typer.Typer(
@@ -148,6 +149,11 @@ def bench_voice(
         json_out.write_text(json.dumps(voice_latency.report(results, settings), indent=2) + "\n")
     if results and not any(result.ok for result in results):
         raise typer.Exit(1)
+
+
+# The two clients: `parley ask FILE` and `parley talk`.
+app.command()(client_commands.ask)
+app.command()(client_commands.talk)
 
 
 if __name__ == "__main__":
