@@ -6,6 +6,7 @@ client secret with it and opens the WebSocket with that secret.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -33,10 +34,10 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
 ]
+GRANT_MICROPHONE = "--use-fake-ui-for-media-stream"  # answers the permission prompt with "allow"
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed (scripts/install.sh --dev)"
@@ -62,9 +63,9 @@ def microphone_wav() -> Path:
     return path
 
 
-@pytest.fixture
-async def page(page_server: RunningServer) -> AsyncIterator[Page]:
-    flags = [*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone_wav()}"]
+@contextlib.asynccontextmanager
+async def chromium(flags: list[str]) -> AsyncIterator[Page]:
+    """A page in headless Chromium with a new, empty profile."""
     with tempfile.TemporaryDirectory(prefix="parley-chromium-") as profile:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch_persistent_context(
@@ -74,6 +75,13 @@ async def page(page_server: RunningServer) -> AsyncIterator[Page]:
                 yield await browser.new_page()
             finally:
                 await browser.close()
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    microphone = f"--use-file-for-fake-audio-capture={microphone_wav()}"
+    async with chromium([*CHROMIUM_FLAGS, GRANT_MICROPHONE, microphone]) as page:
+        yield page
 
 
 async def test_spoken_question_gets_transcript_answer_and_audio(page_server: RunningServer, page: Page) -> None:
@@ -116,3 +124,24 @@ async def test_spoken_question_gets_transcript_answer_and_audio(page_server: Run
     await page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
     await page.click("#start")  # stop: the page closes the socket and the microphone
     await page.wait_for_selector("#start:has-text('Start')")
+
+
+async def test_refusals_are_explained(page_server: RunningServer) -> None:
+    """A wrong key, then a denied microphone: each stops the start with a message that says what to do."""
+    async with chromium([*CHROMIUM_FLAGS, GRANT_MICROPHONE]) as page:
+        await page.goto(page_server.http_url)
+        await page.wait_for_selector("#start:not([disabled])")
+        await page.fill("#api-key", "wrong-key")
+        await page.click("#start")
+        await page.wait_for_selector("#notice:not([hidden])")
+        assert await page.text_content("#notice") == "The server refused this API key."
+        assert await page.text_content("#start") == "Start"
+
+    async with chromium(CHROMIUM_FLAGS) as page:  # headless Chromium without the grant denies the microphone
+        await page.goto(page_server.http_url)
+        await page.wait_for_selector("#start:not([disabled])")
+        await page.fill("#api-key", PAGE_KEY)
+        await page.click("#start")
+        await page.wait_for_selector("#notice:not([hidden])")
+        assert (await page.text_content("#notice") or "").startswith("Microphone access was denied.")
+        assert await page.text_content("#start") == "Start"
