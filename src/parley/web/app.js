@@ -155,7 +155,14 @@ async function startAudio() {
   await context.audioWorklet.addModule("audio-worklet.js");
   const capture = new AudioWorkletNode(context, "parley-capture");
   const playback = new AudioWorkletNode(context, "parley-playback");
-  context.createMediaStreamSource(stream).connect(capture);
+  try {
+    context.createMediaStreamSource(stream).connect(capture);
+  } catch (err) {
+    stream.getTracks().forEach((track) => track.stop());
+    await context.close();
+    // Some browsers cannot feed a microphone into a context whose rate differs from the device's.
+    throw new Error(`This browser cannot record the microphone at 24 kHz (${err.message}); try Chrome or Edge.`);
+  }
   playback.connect(context.destination);
   capture.port.onmessage = (event) => sendAudio(event.data);
   playback.port.onmessage = (event) => playbackReport(event.data);
