@@ -37,7 +37,7 @@ if ! command -v npm > /dev/null; then
   fi
 fi
 # `parley talk` plays and records through PortAudio; the sounddevice wheel for Linux does not bundle it.
-if ! ldconfig -p 2> /dev/null | grep -q 'libportaudio\.so\.2'; then
+if ! ldconfig -p 2> /dev/null | grep 'libportaudio\.so\.2' > /dev/null; then
   if can_apt; then
     apt_install libportaudio2
   else
