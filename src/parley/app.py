@@ -6,16 +6,21 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
 from .auth import key_accepted, presented_key
+from .client_secrets import ClientSecrets, client_secret_routes
 from .config import Settings
 from .realtime.connection import offered_subprotocols, serve_connection
 from .services import Services
+
+WEB_PAGE = Path(__file__).parent / "web"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -36,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Parley", version=__version__, lifespan=lifespan)
     app.state.services = services
     started = int(time.time())
+    client_secrets = ClientSecrets()
 
     def require_key(request: Request) -> None:
         key = presented_key(request.headers, request.query_params, ())
@@ -65,17 +71,23 @@ def create_app(settings: Settings) -> FastAPI:
             "data": [{"id": name, "object": "model", "created": started, "owned_by": "parley"} for name in served],
         }
 
+    app.include_router(client_secret_routes(settings, client_secrets), dependencies=[Depends(require_key)])
+
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
         key = presented_key(websocket.headers, websocket.query_params, offered_subprotocols(websocket))
-        if not key_accepted(key, settings.api_keys):
+        secret = client_secrets.find(key)
+        if secret is None and not key_accepted(key, settings.api_keys):
             await _deny(websocket, 401, "invalid_api_key", "Missing or invalid API key.")
             return
         if not services.ready.is_set() or services.llm is None or services.voice is None:
             await _deny(websocket, 503, "not_ready", "The server is still loading its models; retry shortly.")
             return
-        await serve_connection(websocket, settings, services.llm, services.voice)
+        preset = secret.preset if secret else None
+        await serve_connection(websocket, settings, services.llm, services.voice, preset)
 
+    # The talk page at "/"; mounted last, so every route above comes first.
+    app.mount("/", StaticFiles(directory=WEB_PAGE, html=True), name="web")
     return app
 
 

@@ -13,6 +13,7 @@ import uvicorn
 
 from . import models
 from .bench.dialects import DialectName, TurnDetection
+from .clients import commands as client_commands
 from .config import PROFILE_LLMS, Profile, Settings
 
 app = typer.Typer(
@@ -184,6 +185,11 @@ def bench_compare(
         out.mkdir(parents=True, exist_ok=True)
         (out / "comparison.md").write_text(table)
         chart.write(runs, out / "comparison.png")
+
+
+# The two clients: `parley ask FILE` and `parley talk`.
+app.command()(client_commands.ask)
+app.command()(client_commands.talk)
 
 
 if __name__ == "__main__":

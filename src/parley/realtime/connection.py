@@ -20,18 +20,29 @@ from .dialect import Dialect
 from .errors import RealtimeError
 from .handlers import dispatch
 from .session import RealtimeSession
-from .session_config import SessionConfig
+from .session_config import BetaSessionUpdate, GASessionUpdate, SessionConfig
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "gpt-realtime"
 
 
+def _opted_in(websocket: WebSocket, parameter: str) -> bool:
+    return websocket.query_params.get(parameter, "").lower() in ("1", "true", "yes")
+
+
 def offered_subprotocols(websocket: WebSocket) -> list[str]:
     return list(websocket.scope.get("subprotocols", []))
 
 
-async def serve_connection(websocket: WebSocket, settings: Settings, llm: LanguageModel, voice: VoiceStack) -> None:
+async def serve_connection(
+    websocket: WebSocket,
+    settings: Settings,
+    llm: LanguageModel,
+    voice: VoiceStack,
+    preset: GASessionUpdate | BetaSessionUpdate | None = None,
+) -> None:
+    """Serve one connection; ``preset`` holds the settings a client secret was minted with."""
     subprotocols = offered_subprotocols(websocket)
     dialect = Dialect.detect(websocket.headers, subprotocols)
     # Browsers fail the handshake unless one offered subprotocol is selected.
@@ -45,9 +56,11 @@ async def serve_connection(websocket: WebSocket, settings: Settings, llm: Langua
         expires_at=int(time.time() + lifetime_s),
         instructions=settings.instructions,
     )
-    # Per-turn timings are an extension event: only clients that ask for it by URL ever see it.
-    report_timings = websocket.query_params.get("parley_timings", "").lower() in ("1", "true", "yes")
-    session = RealtimeSession(dialect, config, llm, voice, report_timings=report_timings)
+    if preset is not None:
+        config = preset.apply(config)
+    # Parley's extensions reach only clients that ask for them in the URL: strict clients never see them.
+    session = RealtimeSession(dialect, config, llm, voice, report_timings=_opted_in(websocket, "parley_timings"))
+    session.report_language = _opted_in(websocket, "parley_language")
     writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
     expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)
     ACTIVE_SESSIONS.inc()

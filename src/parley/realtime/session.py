@@ -59,6 +59,7 @@ class RealtimeSession:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_since_ms = 0
         self._closing = False
+        self.report_language = False  # opt-in extension: ``language`` on transcription.completed
         self.active_response: Response | None = None
         self.out_of_band: set[Response] = set()
         self._outbox: asyncio.Queue[object] = asyncio.Queue()
@@ -220,6 +221,7 @@ class RealtimeSession:
                 content_index=0,
                 transcript=transcript.text,
                 usage={"type": "duration", "seconds": round(transcript.audio_seconds, 3)},
+                **({"language": transcript.language} if self.report_language else {}),
             )
 
     async def transcripts_ready(self, items: list[Item]) -> None:
