@@ -3,22 +3,24 @@
 # Starts one server per profile on a free port, runs `parley bench voice`, writes voice_latency/README.md and
 # voice_latency/<profile>/results.{json,md,png}.
 # Env: LIMIT (first N utterances), SILENCE_MS (server_vad silence_duration_ms, default 200), CONCURRENCY
-# (sessions at once, default 1), PROFILES (default "fast default"), PYTHON (default .venv/bin/python).
+# (sessions at once, default 1), TURN_DETECTION (server_vad or semantic_vad, default server_vad), PROFILES
+# (default "fast default"), OUT (default benchmarks/voice_latency), PYTHON (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 silence_ms=${SILENCE_MS:-200}
 concurrency=${CONCURRENCY:-1}
-bench_args=(--silence-ms "$silence_ms" --concurrency "$concurrency")
+turn_detection=${TURN_DETECTION:-server_vad}
+bench_args=(--silence-ms "$silence_ms" --concurrency "$concurrency" --turn-detection "$turn_detection")
 if [[ -n "${LIMIT:-}" ]]; then bench_args+=(--limit "$LIMIT"); fi
-out=benchmarks/voice_latency
+out=${OUT:-benchmarks/voice_latency}
 mkdir -p "$out"
 {
   echo "# Voice-to-voice latency"
   echo
   echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (with uncommitted changes in src/)')"
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB"
-  echo "- command: SILENCE_MS=$silence_ms CONCURRENCY=$concurrency${LIMIT:+ LIMIT=$LIMIT} benchmarks/run_voice_latency.sh"
+  echo "- command: SILENCE_MS=$silence_ms CONCURRENCY=$concurrency TURN_DETECTION=$turn_detection PROFILES=\"${PROFILES:-fast default}\"${LIMIT:+ LIMIT=$LIMIT}${OUT:+ OUT=$OUT} benchmarks/run_voice_latency.sh"
   echo "- date: $(date -u +%Y-%m-%d)"
   echo "- load average before: $(uptime | sed 's/.*load average: //')"
   echo
