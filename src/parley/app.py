@@ -14,12 +14,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import __version__
 from .auth import key_accepted, presented_key
 from .config import Settings
+from .knowledge import KnowledgeLibrary
 from .realtime.connection import offered_subprotocols, serve_connection
 from .services import Services
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) -> FastAPI:
+    """The app; ``knowledge`` holds the knowledge bases, loaded before (a bad file must stop the start)."""
     services = Services(settings)
+    library = knowledge or KnowledgeLibrary([])
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -32,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(BaseException):
                 await loading
             await services.close()
+            library.close()
 
     app = FastAPI(title="Parley", version=__version__, lifespan=lifespan)
     app.state.services = services
@@ -74,7 +78,11 @@ def create_app(settings: Settings) -> FastAPI:
         if not services.ready.is_set() or services.llm is None or services.voice is None:
             await _deny(websocket, 503, "not_ready", "The server is still loading its models; retry shortly.")
             return
-        await serve_connection(websocket, settings, services.llm, services.voice)
+        chosen = websocket.query_params.get("knowledge")
+        if chosen and chosen not in library:
+            await _deny(websocket, 400, "unknown_knowledge_base", library.unknown_message(chosen))
+            return
+        await serve_connection(websocket, settings, services.llm, services.voice, library)
 
     return app
 

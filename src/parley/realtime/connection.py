@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..config import Settings
 from ..engines.llm import LanguageModel
 from ..ids import new_id
+from ..knowledge import KnowledgeLibrary
 from ..metrics import ACTIVE_SESSIONS
 from ..voice.stack import VoiceStack
 from .dialect import Dialect
@@ -31,7 +32,11 @@ def offered_subprotocols(websocket: WebSocket) -> list[str]:
     return list(websocket.scope.get("subprotocols", []))
 
 
-async def serve_connection(websocket: WebSocket, settings: Settings, llm: LanguageModel, voice: VoiceStack) -> None:
+async def serve_connection(
+    websocket: WebSocket, settings: Settings, llm: LanguageModel, voice: VoiceStack, library: KnowledgeLibrary
+) -> None:
+    """Serve one session. ``?knowledge=NAME`` (checked by the caller) picks its knowledge base; ``?knowledge=``
+    starts it with none; without the parameter it gets the server's default base."""
     subprotocols = offered_subprotocols(websocket)
     dialect = Dialect.detect(websocket.headers, subprotocols)
     # Browsers fail the handshake unless one offered subprotocol is selected.
@@ -45,7 +50,12 @@ async def serve_connection(websocket: WebSocket, settings: Settings, llm: Langua
         expires_at=int(time.time() + lifetime_s),
         instructions=settings.instructions,
     )
-    session = RealtimeSession(dialect, config, llm, voice)
+    chosen = websocket.query_params.get("knowledge")
+    if chosen is None:
+        config.knowledge = library.default
+    else:
+        config.knowledge, config.echo_knowledge = chosen or None, True
+    session = RealtimeSession(dialect, config, llm, voice, library)
     writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
     expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)
     ACTIVE_SESSIONS.inc()

@@ -12,11 +12,13 @@ from typing import Any, Literal, Protocol
 
 from ..engines.llm import EngineError, GenerationRequest, GenerationStats, LanguageModel
 from ..ids import new_id
+from ..knowledge import KnowledgeBase
 from ..metrics import ACTIVE_RESPONSES, FIRST_OUTPUT_SECONDS, RESPONSES
 from ..voice import audio as codec
 from ..voice.clauses import ClauseChunker
 from ..voice.speaker import Speaker
-from .conversation import Conversation, chat_messages
+from .context import build_messages, last_user_language
+from .conversation import Conversation
 from .dialect import Dialect
 from .items import ContentPart, Item
 from .response_params import ResponseParams
@@ -35,6 +37,7 @@ class EventSink(Protocol):
     """What a response needs from its session: ordered, dialect-aware event output, and its voice."""
 
     dialect: Dialect
+    knowledge: KnowledgeBase | None  # the session's knowledge base, searched for every response
 
     def emit(self, type: str, **fields: Any) -> None: ...
 
@@ -143,12 +146,12 @@ class Response:
         self._input_audio_ms = sum(_audio_ms(part) for item in context for part in item.content)
         max_tokens = None if params.max_output_tokens == "inf" else params.max_output_tokens
         request = GenerationRequest(
-            messages=chat_messages(params.instructions, context),
+            messages=await build_messages(params.instructions, context, self._sink.knowledge),
             max_tokens=max_tokens,
             temperature=params.temperature,
         )
         speaker = (
-            self._sink.speaker(params, _last_user_language(context)) if "audio" in params.output_modalities else None
+            self._sink.speaker(params, last_user_language(context)) if "audio" in params.output_modalities else None
         )
         self._started = time.monotonic()
         stream = self._llm.generate(request)
@@ -285,14 +288,3 @@ def _audio_ms(part: ContentPart) -> int:
     if part.type != "input_audio" or part.audio is None or part.audio_format is None:
         return 0
     return len(part.audio) // codec.bytes_per_ms(part.audio_format)  # type: ignore[arg-type]
-
-
-def _last_user_language(items: list[Item]) -> str | None:
-    """The language the caller last spoke in, as the recognizer detected it."""
-    for item in reversed(items):
-        if item.role == "user":
-            for part in item.content:
-                if part.language:
-                    return part.language
-            return None
-    return None
