@@ -10,7 +10,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from tests.conformance.validator import Dialect, EventValidator, assert_conformant
+from tests.conformance.validator import DEFAULT_ALLOWED_EXTRAS, Dialect, EventValidator, assert_conformant
 
 from .server import RunningServer
 
@@ -18,12 +18,18 @@ from .server import RunningServer
 class RecordingConnection:
     """Sends through the SDK connection and keeps every raw server event in arrival order."""
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
+    def __init__(self, connection: Any, dialect: Dialect, extra_allowed: tuple[str, ...] = ()) -> None:
         self.connection = connection
         self.dialect = dialect
         self.events: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
-        self._validator = EventValidator(dialect)
+        self.extra_allowed = extra_allowed  # extension keys this client asked for (session.knowledge)
+        self._validator = EventValidator(dialect, (*DEFAULT_ALLOWED_EXTRAS, *extra_allowed))
+
+    def allow_extras(self, *keys: str) -> None:
+        """From now on accept these extension keys (the client starts using a Parley extension)."""
+        self.extra_allowed = (*self.extra_allowed, *keys)
+        self._validator = EventValidator(self.dialect, (*DEFAULT_ALLOWED_EXTRAS, *self.extra_allowed))
 
     async def send(self, event: dict[str, Any]) -> None:
         self.sent.append(event)
@@ -64,7 +70,13 @@ class RecordingConnection:
         return [event for event in self.events if event["type"] == event_type]
 
     def assert_conformant(self, allow_open_responses: bool = False) -> None:
-        assert_conformant(self.events, self.dialect, self.sent, allow_open_responses=allow_open_responses)
+        assert_conformant(
+            self.events,
+            self.dialect,
+            self.sent,
+            allow_open_responses=allow_open_responses,
+            extra_allowed=self.extra_allowed,
+        )
 
 
 def sdk_client(server: RunningServer, api_key: str = "unused") -> AsyncOpenAI:
@@ -82,19 +94,23 @@ async def connect(
     model: str | None = None,
     api_key: str = "unused",
     speak: bool = False,
+    knowledge: str | None = None,
 ) -> AsyncIterator[RecordingConnection]:
     """Connect with ``client.realtime.connect`` (GA) or ``client.beta.realtime.connect`` (beta).
 
     Sessions answer in text unless ``speak``: most protocol tests are about events, not voices, and text
-    keeps them quick. With ``speak`` the session keeps the server's defaults (spoken answers).
+    keeps them quick. With ``speak`` the session keeps the server's defaults (spoken answers). ``knowledge``
+    picks a knowledge base at connect (``?knowledge=``, "" for none), as any SDK client can with ``extra_query``.
     """
     client = sdk_client(server, api_key)
+    options: dict[str, Any] = {"extra_query": {"knowledge": knowledge}} if knowledge is not None else {}
     if dialect == "ga":
-        manager = client.realtime.connect(model=model or "gpt-realtime")
+        manager = client.realtime.connect(model=model or "gpt-realtime", **options)
     else:
-        manager = client.beta.realtime.connect(model=model or "gpt-4o-mini-realtime-preview")
+        manager = client.beta.realtime.connect(model=model or "gpt-4o-mini-realtime-preview", **options)
+    extra_allowed = ("session.knowledge",) if knowledge is not None else ()
     async with manager as connection:
-        recorder = RecordingConnection(connection, dialect)
+        recorder = RecordingConnection(connection, dialect, extra_allowed)
         created = await recorder.next()
         assert created["type"] == "session.created"
         if not speak:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,11 +11,14 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-from ..engines.speech import EndOfTurnModel, SpeechRecognizer, SpeechSynthesizer, Transcript, VoiceActivityModel
+from ..engines.speech import EndOfTurnModel, SpeechRecognizer, Transcript, VoiceActivityModel
 from ..realtime.session_config import AudioFormatName, TurnDetection
 from . import audio as codec
 from .listener import Listener
 from .speaker import Speaker
+from .voices import Synthesizers
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -28,7 +32,7 @@ class VoiceStack:
     vad: VoiceActivityModel
     end_of_turn: EndOfTurnModel
     recognizer: SpeechRecognizer
-    synthesizer: SpeechSynthesizer  # takes OpenAI voice names and picks the engine for the language
+    synthesizer: Synthesizers  # takes OpenAI voice names and picks the engine for the language
     workers: int = DEFAULT_WORKERS
     pool: ThreadPoolExecutor = field(init=False)
 
@@ -44,6 +48,8 @@ class VoiceStack:
         return Listener(audio_format, detection, self.vad, self.end_of_turn)
 
     def speaker(self, voice: str, speed: float, language: str | None, audio_format: AudioFormatName) -> Speaker:
+        choice = self.synthesizer.choose(voice, language)
+        log.info("speaking %s: %s voice %s", choice.language, choice.engine, choice.voice)
         resampler = codec.OutputResampler(audio_format)
 
         def encode(samples: np.ndarray, last: bool) -> bytes:
