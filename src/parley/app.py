@@ -17,14 +17,17 @@ from . import __version__
 from .auth import key_accepted, presented_key
 from .client_secrets import ClientSecrets, client_secret_routes
 from .config import Settings
+from .knowledge import KnowledgeLibrary
 from .realtime.connection import offered_subprotocols, serve_connection
 from .services import Services
 
 WEB_PAGE = Path(__file__).parent / "web"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) -> FastAPI:
+    """The app; ``knowledge`` holds the knowledge bases, loaded before (a bad file must stop the start)."""
     services = Services(settings)
+    library = knowledge or KnowledgeLibrary([])
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -37,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(BaseException):
                 await loading
             await services.close()
+            library.close()
 
     app = FastAPI(title="Parley", version=__version__, lifespan=lifespan)
     app.state.services = services
@@ -83,8 +87,12 @@ def create_app(settings: Settings) -> FastAPI:
         if not services.ready.is_set() or services.llm is None or services.voice is None:
             await _deny(websocket, 503, "not_ready", "The server is still loading its models; retry shortly.")
             return
+        chosen = websocket.query_params.get("knowledge")
+        if chosen and chosen not in library:
+            await _deny(websocket, 400, "unknown_knowledge_base", library.unknown_message(chosen))
+            return
         preset = secret.preset if secret else None
-        await serve_connection(websocket, settings, services.llm, services.voice, preset)
+        await serve_connection(websocket, settings, services.llm, services.voice, library, preset)
 
     # The talk page at "/"; mounted last, so every route above comes first.
     app.mount("/", StaticFiles(directory=WEB_PAGE, html=True), name="web")

@@ -39,6 +39,10 @@ def serve(
         bool, typer.Option(help="Allow listening beyond loopback without API keys")
     ] = False,
     max_session_minutes: Annotated[float | None, typer.Option(help="Maximum session length")] = None,
+    knowledge: Annotated[
+        list[str] | None,
+        typer.Option(help="Ground answers in this fact sheet (.md, .csv, .jsonl): PATH or NAME=PATH (repeatable)"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the Realtime API server."""
@@ -53,6 +57,7 @@ def serve(
         "api_keys": api_key or None,
         "allow_insecure_public_bind": allow_insecure_public_bind or None,
         "max_session_minutes": max_session_minutes,
+        "knowledge": knowledge or None,
     }
     settings = Settings(**{name: value for name, value in flags.items() if value is not None})
     try:
@@ -62,10 +67,20 @@ def serve(
         raise typer.Exit(2) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from .knowledge import KnowledgeError, load_library
+
+    try:  # before binding: a bad fact sheet stops the start with the reason, not a half-working server
+        library = load_library(settings.knowledge, settings.knowledge_top_k)
+    except KnowledgeError as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for base in library.bases.values():
+        logging.getLogger("parley").info("knowledge %s: %d facts from %s", base.name, len(base.facts), base.path)
+
     from .app import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, library),
         host=settings.host,
         port=settings.port,
         log_level=log_level,
@@ -190,6 +205,41 @@ def bench_compare(
 # The two clients: `parley ask FILE` and `parley talk`.
 app.command()(client_commands.ask)
 app.command()(client_commands.talk)
+
+
+@bench_app.command("grounding")
+def bench_grounding(
+    facts: Annotated[Path, typer.Option(help="The fact sheet the server was started with (--knowledge)")],
+    questions: Annotated[Path, typer.Option(help="Questions (JSON Lines: question, language, fact_id, key)")],
+    url: Annotated[str, typer.Option(help="Realtime WebSocket URL")] = "ws://127.0.0.1:8000/v1/realtime",
+    top_k: Annotated[int, typer.Option(min=1, help="Facts the server retrieves per turn (its knowledge_top_k)")] = 5,
+    no_knowledge: Annotated[bool, typer.Option(help="Ask with no knowledge base, as a baseline")] = False,
+    max_output_tokens: Annotated[int, typer.Option(min=1, help="Answer length cap")] = 60,
+    api_key: Annotated[str | None, typer.Option(help="Key, when the server requires one")] = None,
+    label: Annotated[str, typer.Option(help="Label for the Markdown table")] = "grounding",
+    json_out: Annotated[Path | None, typer.Option(help="Write the full results here as JSON")] = None,
+) -> None:
+    """Retrieval and answer hit rates of knowledge grounding on a question set."""
+    from .bench import grounding
+
+    asked = grounding.load_questions(questions)
+
+    def progress(result: grounding.Result) -> None:
+        mark = "+" if result.answer_hit else "-"
+        typer.echo(f"{mark} {result.question} -> {result.answer!r} {result.error or ''}", err=True)
+
+    results = asyncio.run(
+        grounding.run(
+            url, facts, asked, top_k, grounded=not no_knowledge, max_output_tokens=max_output_tokens,
+            api_key=api_key, on_result=progress,
+        )
+    )  # fmt: skip
+    typer.echo(grounding.markdown(label, results))
+    if json_out is not None:
+        settings = {"url": url, "facts": facts.name, "questions": questions.name, "top_k": top_k,
+                    "grounded": not no_knowledge, "max_output_tokens": max_output_tokens,
+                    "instructions": grounding.DEFAULT_INSTRUCTIONS}  # fmt: skip
+        json_out.write_text(json.dumps(grounding.report(results, settings), indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

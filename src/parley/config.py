@@ -49,11 +49,13 @@ class Settings(BaseSettings):
     max_session_minutes: float = Field(60.0, gt=0)
     max_event_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     cache_dir: Path | None = None
+    knowledge: Annotated[list[str], NoDecode] = Field([], description="fact sheets: PATH or NAME=PATH")
+    knowledge_top_k: int = Field(5, ge=1, le=50, description="facts given to the model for each turn")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "knowledge", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        """``PARLEY_API_KEYS=key1,key2`` is the natural way to pass several keys."""
+        """``PARLEY_API_KEYS=key1,key2`` (and ``PARLEY_KNOWLEDGE=a.md,faq=b.csv``): several values in one."""
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value

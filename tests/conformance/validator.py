@@ -700,9 +700,14 @@ def assert_conformant(
     client_events: list[dict[str, Any]] | None = None,
     known_item_ids: Iterable[str] = (),
     allow_open_responses: bool = False,
+    extra_allowed: Iterable[str] = (),
 ) -> None:
-    """Raise AssertionError listing every per-event and stream problem of the server events."""
-    validator = EventValidator(dialect)
+    """Raise AssertionError listing every per-event and stream problem of the server events.
+
+    extra_allowed: keys beyond DEFAULT_ALLOWED_EXTRAS that this stream may carry (a Parley extension the
+    client asked for, such as ``session.knowledge``).
+    """
+    validator = EventValidator(dialect, (*DEFAULT_ALLOWED_EXTRAS, *extra_allowed))
     problems = [
         f"event #{index}: {problem}"
         for index, event in enumerate(events)

@@ -10,7 +10,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from tests.conformance.validator import Dialect, EventValidator, assert_conformant
+from tests.conformance.validator import DEFAULT_ALLOWED_EXTRAS, Dialect, EventValidator, assert_conformant
 
 from .server import RunningServer
 
@@ -24,16 +24,29 @@ class RecordingConnection:
     """Sends through the SDK connection and keeps every raw server event in arrival order.
 
     Every event is validated strictly against the SDK's types, except the extension events this connection
-    opted into (``extensions``), which must carry exactly their documented fields.
+    opted into (``extensions``), which must carry exactly their documented fields, and the extension keys it
+    asked for (``extra_allowed``).
     """
 
-    def __init__(self, connection: Any, dialect: Dialect, extensions: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        dialect: Dialect,
+        extensions: frozenset[str] = frozenset(),
+        extra_allowed: tuple[str, ...] = (),
+    ) -> None:
         self.connection = connection
         self.dialect = dialect
         self.extensions = extensions
         self.events: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
-        self._validator = EventValidator(dialect)
+        self.extra_allowed = extra_allowed  # extension keys this client asked for (session.knowledge)
+        self._validator = EventValidator(dialect, (*DEFAULT_ALLOWED_EXTRAS, *extra_allowed))
+
+    def allow_extras(self, *keys: str) -> None:
+        """From now on accept these extension keys (the client starts using a Parley extension)."""
+        self.extra_allowed = (*self.extra_allowed, *keys)
+        self._validator = EventValidator(self.dialect, (*DEFAULT_ALLOWED_EXTRAS, *self.extra_allowed))
 
     async def send(self, event: dict[str, Any]) -> None:
         self.sent.append(event)
@@ -78,7 +91,13 @@ class RecordingConnection:
 
     def assert_conformant(self, allow_open_responses: bool = False) -> None:
         standard = [event for event in self.events if event["type"] not in self.extensions]
-        assert_conformant(standard, self.dialect, self.sent, allow_open_responses=allow_open_responses)
+        assert_conformant(
+            standard,
+            self.dialect,
+            self.sent,
+            allow_open_responses=allow_open_responses,
+            extra_allowed=self.extra_allowed,
+        )
 
 
 def sdk_client(server: RunningServer, api_key: str = "unused") -> AsyncOpenAI:
@@ -97,22 +116,29 @@ async def connect(
     api_key: str = "unused",
     speak: bool = False,
     timings: bool = False,
+    knowledge: str | None = None,
 ) -> AsyncIterator[RecordingConnection]:
     """Connect with ``client.realtime.connect`` (GA) or ``client.beta.realtime.connect`` (beta).
 
     Sessions answer in text unless ``speak``: most protocol tests are about events, not voices, and text
     keeps them quick. With ``speak`` the session keeps the server's defaults (spoken answers). ``timings``
-    opts into ``parley.turn.timings`` events through the URL, as any client can.
+    opts into ``parley.turn.timings`` events through the URL, as any client can. ``knowledge`` picks a
+    knowledge base at connect (``?knowledge=``, "" for none), as any SDK client can with ``extra_query``.
     """
     client = sdk_client(server, api_key)
-    extra_query = {"parley_timings": "true"} if timings else {}
+    extra_query: dict[str, str] = {}
+    if timings:
+        extra_query["parley_timings"] = "true"
+    if knowledge is not None:
+        extra_query["knowledge"] = knowledge
     if dialect == "ga":
         manager = client.realtime.connect(model=model or "gpt-realtime", extra_query=extra_query)
     else:
         manager = client.beta.realtime.connect(model=model or "gpt-4o-mini-realtime-preview", extra_query=extra_query)
+    extensions = frozenset({"parley.turn.timings"}) if timings else frozenset()
+    extra_allowed = ("session.knowledge",) if knowledge is not None else ()
     async with manager as connection:
-        extensions = frozenset({"parley.turn.timings"}) if timings else frozenset()
-        recorder = RecordingConnection(connection, dialect, extensions)
+        recorder = RecordingConnection(connection, dialect, extensions, extra_allowed)
         created = await recorder.next()
         assert created["type"] == "session.created"
         if not speak:

@@ -274,11 +274,12 @@ def _spread(words: list[str], start: int, end: int) -> list[WordTiming]:
 
 
 def _languages(data_dir: Path) -> frozenset[str]:
-    # Voice definitions live at espeak-ng-data/lang/<family>/<tag>, e.g. lang/gmw/de or lang/gmw/en-GB.
+    # Voice definitions live at espeak-ng-data/lang/<family>/<tag>, e.g. lang/gmw/de, lang/gmw/en-GB or
+    # lang/sit/cmn: ISO 639-1 codes, and 639-3 where there is none (cmn, yue, haw).
     return frozenset(
         tag
         for path in (data_dir / "lang").rglob("*")
-        if path.is_file() and len(tag := path.name.split("-")[0].lower()) == 2
+        if path.is_file() and 2 <= len(tag := path.name.split("-")[0].lower()) <= 3
     )
 
 

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..config import Settings
 from ..engines.llm import LanguageModel
 from ..ids import new_id
+from ..knowledge import KnowledgeLibrary
 from ..metrics import ACTIVE_SESSIONS
 from ..voice.stack import VoiceStack
 from .dialect import Dialect
@@ -40,9 +41,12 @@ async def serve_connection(
     settings: Settings,
     llm: LanguageModel,
     voice: VoiceStack,
+    library: KnowledgeLibrary,
     preset: GASessionUpdate | BetaSessionUpdate | None = None,
 ) -> None:
-    """Serve one connection; ``preset`` holds the settings a client secret was minted with."""
+    """Serve one session. ``preset`` holds the settings a client secret was minted with. ``?knowledge=NAME``
+    (checked by the caller) picks its knowledge base; ``?knowledge=`` starts it with none; without the parameter
+    it gets the server's default base."""
     subprotocols = offered_subprotocols(websocket)
     dialect = Dialect.detect(websocket.headers, subprotocols)
     # Browsers fail the handshake unless one offered subprotocol is selected.
@@ -58,8 +62,15 @@ async def serve_connection(
     )
     if preset is not None:
         config = preset.apply(config)
+    chosen = websocket.query_params.get("knowledge")
+    if chosen is None:
+        config.knowledge = library.default
+    else:
+        config.knowledge, config.echo_knowledge = chosen or None, True
     # Parley's extensions reach only clients that ask for them in the URL: strict clients never see them.
-    session = RealtimeSession(dialect, config, llm, voice, report_timings=_opted_in(websocket, "parley_timings"))
+    session = RealtimeSession(
+        dialect, config, llm, voice, library, report_timings=_opted_in(websocket, "parley_timings")
+    )
     session.report_language = _opted_in(websocket, "parley_language")
     writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
     expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)

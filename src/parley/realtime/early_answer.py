@@ -75,7 +75,7 @@ class EarlyAnswer:
         part = ContentPart(type="input_audio", transcript=transcript.text, language=transcript.language)
         context = [*session.conversation.items, Item(id=item_id, type="message", role="user", content=[part])]
         draft = session.default_response()  # the response this turn would get, were it over now
-        self._request = draft.request_for(context)
+        self._request = await draft.request_for(context)
         self._answer = AnswerStream(session.llm.generate(self._request), draft.speaker_for(context))
 
     def _transcribed(self, task: asyncio.Task[Transcript]) -> None:

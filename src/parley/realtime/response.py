@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..engines.llm import EngineError, GenerationRequest, GenerationStats, LanguageModel
 from ..ids import new_id
+from ..knowledge import KnowledgeBase
 from ..metrics import ACTIVE_RESPONSES, FIRST_OUTPUT_SECONDS, RESPONSES
 from ..voice import audio as codec
 from ..voice.speaker import Speaker, SpokenClause
 from .answer import AnswerStream, AudioTail, Piece, TextDelta
-from .conversation import Conversation, chat_messages
+from .context import build_messages, last_user_language
+from .conversation import Conversation
 from .dialect import Dialect
 from .items import ContentPart, Item
 from .response_params import ResponseParams
@@ -39,6 +41,7 @@ class EventSink(Protocol):
     """What a response needs from its session: ordered, dialect-aware event output, and its voice."""
 
     dialect: Dialect
+    knowledge: KnowledgeBase | None  # the session's knowledge base, searched for every response
 
     def emit(self, type: str, **fields: Any) -> None: ...
 
@@ -160,11 +163,11 @@ class Response:
             if self._early is not None:  # ended before it could take the prepared answer over
                 await self._early.drop()
 
-    def request_for(self, context: list[Item]) -> GenerationRequest:
+    async def request_for(self, context: list[Item]) -> GenerationRequest:
         """What this response asks the model, given the items it answers (their transcripts ready)."""
         params = self.params
         return GenerationRequest(
-            messages=chat_messages(params.instructions, context),
+            messages=await build_messages(params.instructions, context, self._sink.knowledge),
             max_tokens=None if params.max_output_tokens == "inf" else params.max_output_tokens,
             temperature=params.temperature,
         )
@@ -173,14 +176,14 @@ class Response:
         """The voice this response speaks with (in the caller's last language), or None for text."""
         if "audio" not in self.params.output_modalities:
             return None
-        return self._sink.speaker(self.params, _last_user_language(context))
+        return self._sink.speaker(self.params, last_user_language(context))
 
     async def _generate(self) -> None:
         params = self.params
         context = params.input_items if params.input_items is not None else self._conversation.items
         await self._sink.transcripts_ready(context)
         self._input_audio_ms = sum(_audio_ms(part) for item in context for part in item.content)
-        request = self.request_for(context)
+        request = await self.request_for(context)
         speaker = self.speaker_for(context)
         self._started = time.monotonic()
         early, self._early = self._early, None
@@ -325,14 +328,3 @@ def _audio_ms(part: ContentPart) -> int:
     if part.type != "input_audio" or part.audio is None or part.audio_format is None:
         return 0
     return len(part.audio) // codec.bytes_per_ms(part.audio_format)  # type: ignore[arg-type]
-
-
-def _last_user_language(items: list[Item]) -> str | None:
-    """The language the caller last spoke in, as the recognizer detected it."""
-    for item in reversed(items):
-        if item.role == "user":
-            for part in item.content:
-                if part.language:
-                    return part.language
-            return None
-    return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..engines.llm import LanguageModel
 from ..ids import new_id
+from ..knowledge import KnowledgeBase, KnowledgeLibrary
 from ..voice.listener import CommittedAudio, Listener
 from ..voice.speaker import Speaker
 from ..voice.stack import VoiceStack
@@ -41,11 +42,13 @@ class RealtimeSession:
         config: SessionConfig,
         llm: LanguageModel,
         voice: VoiceStack,
+        library: KnowledgeLibrary | None = None,
         *,
         report_timings: bool = False,
     ) -> None:
         """``report_timings``: the client asked for ``parley.turn.timings`` events."""
         self.dialect = dialect
+        self.library = library or KnowledgeLibrary([])
         self.config = config
         self.llm = llm
         self.voice = voice
@@ -68,6 +71,10 @@ class RealtimeSession:
     @property
     def id(self) -> str:
         return self.config.id
+
+    @property
+    def knowledge(self) -> KnowledgeBase | None:
+        return self.library.get(self.config.knowledge)
 
     # Outgoing events -------------------------------------------------------------------------------------
 
@@ -111,6 +118,9 @@ class RealtimeSession:
 
     def apply_config(self, config: SessionConfig) -> None:
         """Take a new configuration; a new input format or turn detection gets a fresh listener."""
+        if config.knowledge is not None and config.knowledge not in self.library:
+            message = self.library.unknown_message(config.knowledge)
+            raise RealtimeError(message, code="invalid_value", param="session.knowledge")
         previous, self.config = self.config, config
         if (config.input_format, config.turn_detection) != (previous.input_format, previous.turn_detection):
             # Buffered bytes of the old format cannot be mixed with the new; audio time carries on.

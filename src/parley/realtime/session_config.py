@@ -128,6 +128,10 @@ class SessionConfig(BaseModel):
     truncation: Any = "auto"
     prompt: Any = None
     include: list[str] | None = None
+    # Parley's extension: the knowledge base grounding this session's answers (None: none). Echoed only to
+    # clients that chose one (query parameter or session.update), so strict OpenAI clients never see the key.
+    knowledge: str | None = None
+    echo_knowledge: bool = False
 
     @classmethod
     def initial(cls, dialect: Dialect, *, id: str, model: str, expires_at: int, instructions: str) -> SessionConfig:
@@ -135,9 +139,10 @@ class SessionConfig(BaseModel):
         return cls(id=id, model=model, expires_at=expires_at, instructions=instructions, modalities=modalities)
 
     def render(self, dialect: Dialect) -> dict[str, Any]:
-        if dialect is Dialect.GA:
-            return self._render_ga()
-        return self._render_beta()
+        wire = self._render_ga() if dialect is Dialect.GA else self._render_beta()
+        if self.echo_knowledge:
+            wire["knowledge"] = self.knowledge
+        return wire
 
     def _render_ga(self) -> dict[str, Any]:
         return {
@@ -253,6 +258,7 @@ class GASessionUpdate(_Lenient):
     truncation: Any = None
     prompt: Any = None
     include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
+    knowledge: str | None = None  # Parley's extension (see SessionConfig.knowledge)
 
     _one_modality = field_validator("output_modalities")(single_modality)
 
@@ -266,6 +272,7 @@ class GASessionUpdate(_Lenient):
                 changes[name] = value
         if self.output_modalities is not None:
             changes["modalities"] = self.output_modalities
+        changes.update(knowledge_change(self))
         audio_in = self.audio.input if self.audio else None
         audio_out = self.audio.output if self.audio else None
         if audio_in is not None:
@@ -308,6 +315,7 @@ class BetaSessionUpdate(_Lenient):
     temperature: float | None = Field(None, ge=0.6, le=1.2)
     max_response_output_tokens: MaxTokens | None = None
     tracing: Any = None
+    knowledge: str | None = None  # Parley's extension (see SessionConfig.knowledge)
 
     def apply(self, config: SessionConfig) -> SessionConfig:
         fields = self.model_fields_set
@@ -332,7 +340,15 @@ class BetaSessionUpdate(_Lenient):
             changes["noise_reduction"] = self.input_audio_noise_reduction
         if "turn_detection" in fields:
             changes["turn_detection"] = self.turn_detection.with_defaults() if self.turn_detection else None
+        changes.update(knowledge_change(self))
         return config.model_copy(update=changes)
+
+
+def knowledge_change(update: GASessionUpdate | BetaSessionUpdate) -> dict[str, Any]:
+    """A ``knowledge`` key in the update picks a base (null: none), and from then on it is echoed."""
+    if "knowledge" not in update.model_fields_set:
+        return {}
+    return {"knowledge": update.knowledge, "echo_knowledge": True}
 
 
 def beta_tool_choice(value: str) -> ToolChoice:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,11 +11,14 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-from ..engines.speech import EndOfTurnModel, SpeechRecognizer, SpeechSynthesizer, Transcript, VoiceActivityModel
+from ..engines.speech import EndOfTurnModel, SpeechRecognizer, Transcript, VoiceActivityModel
 from ..realtime.session_config import AudioFormatName, TurnDetection
 from . import audio as codec
 from .listener import Listener, ListenResult
 from .speaker import Speaker, VoiceSettings
+from .voices import Synthesizers
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,7 +37,7 @@ class VoiceStack:
     vad: VoiceActivityModel
     end_of_turn: EndOfTurnModel
     recognizer: SpeechRecognizer
-    synthesizer: SpeechSynthesizer  # takes OpenAI voice names and picks the engine for the language
+    synthesizer: Synthesizers  # takes OpenAI voice names and picks the engine for the language
     workers: int = DEFAULT_WORKERS
     pause_ms: int | None = DEFAULT_PAUSE_MS  # None: no early start
     pool: ThreadPoolExecutor = field(init=False)
@@ -57,6 +61,8 @@ class VoiceStack:
         return Listener(audio_format, detection, self.vad, self.end_of_turn, start_ms=start_ms, pause_ms=self.pause_ms)
 
     def speaker(self, voice: str, speed: float, language: str | None, audio_format: AudioFormatName) -> Speaker:
+        choice = self.synthesizer.choose(voice, language)
+        log.debug("speaking %s: %s voice %s", choice.language, choice.engine, choice.voice)
         resampler = codec.OutputResampler(audio_format)
 
         def encode(samples: np.ndarray, last: bool) -> bytes:

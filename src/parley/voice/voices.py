@@ -66,7 +66,8 @@ PIPER_VOICE = "en_US-joe-medium"  # male, US English; the only Piper voice on th
 
 # espeak-ng variants (espeak-ng-data/voices/!v): "" is its default male voice.
 _ESPEAK_VARIANTS = (("f3", "f2", "f4", "f1", "f5"), ("", "m3", "m2", "m4", "m1"))
-_ESPEAK_LANGUAGES = {"zh": "cmn"}  # where espeak-ng's name differs from ours
+# Where espeak-ng's name differs from ours; it has no Nynorsk, and Bokmål is the nearest it speaks.
+_ESPEAK_LANGUAGES = {"zh": "cmn", "no": "nb", "nn": "nb"}
 
 PROFILE_ENGINES: dict[str, tuple[str, ...]] = {"fast": ("piper", "espeak"), "default": ("kokoro", "espeak")}
 
@@ -124,14 +125,21 @@ class VoiceChoice:
 def choose_voice(
     openai_voice: str, language: str | None, profile: str, languages: Mapping[str, frozenset[str]]
 ) -> VoiceChoice:
-    """The first of the profile's engines that speaks ``language`` (ISO-639-1 codes per engine in
-    ``languages``), and its voice for ``openai_voice``. The last engine (espeak-ng) takes anything left."""
+    """The first of the profile's engines that speaks ``language`` (ISO 639 codes per engine in ``languages``),
+    and its voice for ``openai_voice``. A language none of them speaks (Whisper hears a few that espeak-ng
+    does not, such as Yoruba or Khmer) is spoken in English: an answer in the wrong accent beats silence."""
     engines = PROFILE_ENGINES.get(profile)
     if engines is None:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILE_ENGINES)}")
     tag = normalize_language(language)
     primary = tag.split("-")[0]
-    engine = next((e for e in engines if primary in languages.get(e, frozenset())), engines[-1])
+    names = {primary, _ESPEAK_LANGUAGES.get(primary, primary)}
+    engine = next((e for e in engines if names & languages.get(e, frozenset())), None)
+    if engine is None:
+        if primary == "en":
+            engine = engines[-1]
+        else:
+            return choose_voice(openai_voice, "en", profile, languages)
     if engine == "piper":
         voice = PIPER_VOICE
     elif engine == "kokoro":
