@@ -18,6 +18,7 @@ from ..voice.clauses import ClauseChunker
 from ..voice.speaker import Speaker
 from .conversation import Conversation, chat_messages
 from .dialect import Dialect
+from .function_calls import FunctionCallItems, ModelOutput, tool_request
 from .items import ContentPart, Item
 from .response_params import ResponseParams
 from .session_config import ga_format
@@ -124,7 +125,7 @@ class Response:
             raise
         except EngineError as exc:
             log.warning("response %s failed: %s", self.id, exc)
-            error = {"type": "server_error", "code": "model_error", "message": str(exc)}
+            error = {"type": "server_error", "code": exc.code, "message": str(exc)}
             self._finish("failed", {"type": "failed", "error": error})
         except Exception:
             log.exception("response %s failed unexpectedly", self.id)
@@ -146,6 +147,7 @@ class Response:
             messages=chat_messages(params.instructions, context),
             max_tokens=max_tokens,
             temperature=params.temperature,
+            **tool_request(params),
         )
         speaker = (
             self._sink.speaker(params, _last_user_language(context)) if "audio" in params.output_modalities else None
@@ -153,17 +155,22 @@ class Response:
         self._started = time.monotonic()
         stream = self._llm.generate(request)
         self._stats = stream.stats
+        output = ModelOutput(stream, calls_possible=bool(request.tools))
         try:
-            with self._message_item() as item:
-                if speaker is None:
-                    with self._text_part(item) as part:
-                        async for delta in stream:
-                            self._first_output()
-                            part.text = (part.text or "") + delta
-                            self._emit_part_event("response.output_text.delta", item, delta=delta)
-                else:
-                    with self._audio_part(item) as part:
-                        await self._speak(stream, speaker, item, part)
+            if await output.has_message():
+                with self._message_item() as item:
+                    if speaker is None:
+                        with self._text_part(item) as part:
+                            async for delta in output.text():
+                                self._first_output()
+                                part.text = (part.text or "") + delta
+                                self._emit_part_event("response.output_text.delta", item, delta=delta)
+                    else:
+                        with self._audio_part(item) as part:
+                            await self._speak(output.text(), speaker, item, part)
+            conversation = self._conversation if self.in_conversation else None
+            calls = FunctionCallItems(self._sink, self.id, self.output, conversation, params.tools)
+            await calls.write(output.calls(), self._stats)
         finally:
             await stream.aclose()
 
