@@ -21,3 +21,11 @@ def server() -> Iterator[RunningServer]:
 def keyed_server() -> Iterator[RunningServer]:
     with running_server("keyed", env={"PARLEY_API_KEYS": ",".join(TEST_KEYS)}) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def qwen_server() -> Iterator[RunningServer]:
+    """The default profile's language model (it decides for itself when to call a tool) with the fast
+    profile's lighter speech models."""
+    with running_server("qwen-llm", env={"PARLEY_LLM": "qwen2.5-coder-0.5b-instruct"}) as running:
+        yield running

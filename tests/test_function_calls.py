@@ -8,14 +8,13 @@ use a tool's result, the tests use a server with the default profile's Qwen2.5 m
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 import pytest
 
 from tests.support.client import RecordingConnection, connect, response_text, user_text
-from tests.support.server import RunningServer, running_server
+from tests.support.server import RunningServer
 
 DIALECTS = ["ga", "beta"]
 
@@ -48,13 +47,6 @@ BOOKING = {
     },
 }
 SCHEMAS = {tool["name"]: tool["parameters"] for tool in (WEATHER, BOOKING)}
-
-
-@pytest.fixture(scope="module")
-def qwen_server() -> Iterator[RunningServer]:
-    """The default profile's language model, with the fast profile's (lighter) speech models."""
-    with running_server("tools-qwen", env={"PARLEY_LLM": "qwen2.5-coder-0.5b-instruct"}) as running:
-        yield running
 
 
 def _named(dialect: str, name: str) -> Any:
@@ -273,4 +265,52 @@ async def test_output_for_an_unknown_call_is_refused(server: RunningServer) -> N
         await conn.send(user_text("Hello"))
         response = await _respond(conn, {"max_output_tokens": 20})
         assert response["status"] in {"completed", "incomplete"}
+        conn.assert_conformant()
+
+
+# --- structured output ---------------------------------------------------------------------------------
+
+INTAKE_RECORD = {
+    "type": "object",
+    "properties": {
+        "full_name": {"type": "string", "minLength": 1},
+        "age": {"type": "integer", "minimum": 0, "maximum": 130},
+        "symptoms": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "urgency": {"type": "string", "enum": ["low", "medium", "high"]},
+        "callback_number": {"type": ["string", "null"]},
+    },
+    "required": ["full_name", "age", "symptoms", "urgency", "callback_number"],
+    "additionalProperties": False,
+}
+INTERVIEW = [
+    ("assistant", "Hello, this is the clinic's intake line. May I have your full name?"),
+    ("user", "Yes, it's Maria Lopez."),
+    ("assistant", "Thank you, Maria. How old are you?"),
+    ("user", "I'm 42."),
+    ("assistant", "What symptoms are you having?"),
+    ("user", "A sore throat and a fever since yesterday."),
+    ("assistant", "Is there a number we can call you back on?"),
+    ("user", "Sure, 555 0142."),
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_an_interview_ends_in_a_record_valid_against_its_schema(server: RunningServer, dialect: str) -> None:
+    """Structured output the OpenAI-compatible way: a tool whose parameters are the record's schema, forced."""
+    save = {"type": "function", "name": "save_intake", "description": "Save the intake record.",
+            "parameters": INTAKE_RECORD}  # fmt: skip
+    async with connect(server, dialect) as conn:
+        instructions = "You are a clinic intake assistant. Collect the caller's details, then save them."
+        await conn.send(_session(dialect, instructions=instructions, tools=[save]))
+        await conn.until("session.updated")
+        for role, text in INTERVIEW:
+            kind = "input_text" if role == "user" else ("output_text" if dialect == "ga" else "text")
+            item = {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
+            await conn.send({"type": "conversation.item.create", "item": item})
+        response = await _respond(conn, {"tool_choice": _named(dialect, "save_intake")})
+        assert response["status"] == "completed", response
+        (call,) = _calls(response)
+        assert call["name"] == "save_intake"
+        record = json.loads(call["arguments"])
+        jsonschema.validate(record, INTAKE_RECORD)
         conn.assert_conformant()

@@ -2,14 +2,14 @@
 
 * ``auto``: the model calls when the first token of its answer is likely enough to open a call
   (``<tool_call>``, or a bare ``{"name": ...}`` object as small models often write instead); otherwise it
-  answers in words, and if it opens a call later on, what came before is its message. Should it
-  name a tool that was not offered, or repeat a call whose result it already has (small models loop so),
-  it answers in words instead: its first token is kept from opening a call.
+  answers in words, and if it opens a call later on, what came before is its message. Should it repeat
+  a call whose result it already has (small models loop so), it answers in words instead: its first
+  token is kept from opening a call.
   ``required``: the answer starts with a call to one of the tools. A named function: exactly that call.
-* Each call is written in two constrained steps: the tool's name, then its arguments under a grammar
-  built from the tool's parameter schema, both at a low temperature (``WRITING_TEMPERATURE``): these are
-  fields to fill, not prose. The arguments are validated against the schema and, should the grammar not
-  cover a keyword (``minimum``, ``maximum``...), sampled again a few times.
+* Each call is written in two constrained steps: the tool's name (one of those offered), then its
+  arguments under a grammar built from the tool's parameter schema, both at a low temperature
+  (``WRITING_TEMPERATURE``): these are fields to fill, not prose. The arguments are validated against the
+  schema and, should the grammar not cover a keyword (``minimum``, ``maximum``...), sampled again a few times.
 * After a call the model may open another one (several calls per answer), up to ``MAX_CALLS``.
 
 A call is emitted once its arguments are written and checked (a retry cannot take back streamed text).
@@ -34,7 +34,6 @@ WRITING_TEMPERATURE = 0.2
 # at least. Sampling that token instead leaves the choice to chance at the session's temperature.
 CALL_THRESHOLD = 0.1
 BARE_CALL = '{"name"'
-_ANY_NAME = r'root ::= [a-zA-Z0-9_-]{1,64} "\""'
 # The first token of an answer in words: anything but the start of a call or of a JSON value.
 _WORDS = r"root ::= [^{<\[ \t\r\n] [^\x00]*"
 # Tokens sampled after a call to see whether the model opens another one.
@@ -101,11 +100,10 @@ class ToolCallWriter:
             context = self._answer_in_words(prompt, calls=True)
         while context is not None:
             context = self._opened(context)
-            chosen = self._choose_name(context, any_name=auto)
-            call = self._write_call(context, *chosen) if chosen else None
-            if call is None or (auto and call.key in self._answered):
-                # A tool that was not offered, or the same call again with its result already in view
-                # (small models loop so): what is wanted is an answer in words.
+            call = self._write_call(context, *self._choose_name(context))
+            if auto and call.key in self._answered:
+                # The same call again with its result already in view (small models loop so): what is
+                # wanted is an answer in words.
                 if not self._calls and not self._written:
                     self._answer_in_words(prompt)
                 return
@@ -166,15 +164,13 @@ class ToolCallWriter:
         """``context`` followed by the start of a call, up to the opening quote of its name."""
         return context + self._sampling.tokenize(f'{CALL_OPEN}\n{{"name": "')
 
-    def _choose_name(self, context: list[int], any_name: bool) -> tuple[str, list[int]] | None:
-        """The tool the model calls (and the name's tokens), or None if it names one not offered."""
+    def _choose_name(self, context: list[int]) -> tuple[str, list[int]]:
+        """The tool the model calls, and the name's tokens (with the closing quote)."""
         names = list(self._schemas)
-        if len(names) == 1 and not any_name:
+        if len(names) == 1:
             return names[0], self._sampling.tokenize(f'{names[0]}"')
-        grammar = _ANY_NAME if any_name else names_grammar(names)
-        chosen = list(self._sampling.tokens(context, grammar, WRITING_TEMPERATURE))
-        name = self._text(chosen)[:-1]
-        return (name, chosen) if name in self._schemas else None
+        chosen = list(self._sampling.tokens(context, names_grammar(names), WRITING_TEMPERATURE))
+        return self._text(chosen)[:-1], chosen
 
     def _write_call(self, context: list[int], name: str, name_tokens: list[int]) -> _Call:
         """Write one call whose opening ends ``context``."""
