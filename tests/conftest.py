@@ -34,3 +34,11 @@ def default_server() -> Iterator[RunningServer]:
     knowledge = ["--knowledge", f"clinic={CLINIC_FACTS}", "--knowledge", f"bakery={BAKERY_FACTS}"]
     with running_server("default-knowledge", env={"PARLEY_PROFILE": "default"}, args=knowledge) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def qwen_server() -> Iterator[RunningServer]:
+    """The default profile's language model (it decides for itself when to call a tool) with the fast
+    profile's lighter speech models."""
+    with running_server("qwen-llm", env={"PARLEY_LLM": "qwen2.5-coder-0.5b-instruct"}) as running:
+        yield running

@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import codecs
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from . import tool_format
 from .kv_states import PrefixStateCache, common_prefix
-from .llm import EngineError, GenerationRequest, GenerationStats, TextStream
+from .llama_tools import OutOfTokens, ToolCallWriter
+from .llm import EngineError, GenerationRequest, GenerationStats, TextStream, ToolCallDelta
 
 _DONE = object()
 # Saved KV states of past turns (Qwen 0.5B: about 12 kB per token, so some 8,000 tokens of conversations); kept
@@ -43,6 +46,7 @@ class LlamaCppModel:
             model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False
         )
         self._formatter = _chat_formatter(self._llama)
+        self._template_knows_tools = tool_format.template_knows_tools(self._formatter.template)
         self._saved_states = PrefixStateCache(prompt_cache_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{model_id}")
 
@@ -68,7 +72,7 @@ class LlamaCppModel:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._llama.close()
 
-    async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str]:
+    async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str | ToolCallDelta]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
@@ -81,7 +85,7 @@ class LlamaCppModel:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise EngineError(f"local model failed: {item}") from item
-                yield str(item)
+                yield item  # type: ignore[misc]
         finally:
             # Closing early (cancel, disconnect) stops the thread at its next token.
             stop.set()
@@ -112,37 +116,33 @@ class LlamaCppModel:
             return
         llama = self._llama
         budget = request.max_tokens or llama.n_ctx()
-        tokens = self._fit_prompt(request.messages, reserve=min(budget, llama.n_ctx() // 4))
+        tools = request.tools if request.tool_choice != "none" else []
+        reserve = min(budget, llama.n_ctx() // 4)
+        tokens = self._fit_prompt(request.messages, tools, reserve)
         budget = min(budget, llama.n_ctx() - len(tokens))
         stats.prompt_tokens = len(tokens)
         self._saved_states.restore_if_longer(llama, tokens)
         stats.cached_tokens = _reusable_prefix(list(llama._input_ids), tokens)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        vocab = llama._model.vocab
-        stats.finish_reason = "length"
-        for token in llama.generate(tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05):
-            if stop.is_set():
-                stats.finish_reason = "cancelled"
-                return
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                stats.finish_reason = "stop"
-                break
-            stats.completion_tokens += 1
-            text = decoder.decode(llama.detokenize([token]))
-            if text:
-                emit(text)
-            if stats.completion_tokens >= budget:
-                break
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            emit(tail)
+        sampling = _Sampling(llama, request.temperature, stats, stop, budget)
+        stats.finish_reason = "stop"
+        try:
+            if tools:
+                answered = tool_format.answered_calls(request.messages)
+                ToolCallWriter(sampling, tools, emit, answered).write(tokens, request.tool_choice)
+            else:
+                _write_text(sampling, tokens, emit)
+        except OutOfTokens:
+            stats.finish_reason = "length"
+        except _Stopped:
+            stats.finish_reason = "cancelled"
+            return
         self._saved_states.save(llama)
 
-    def _fit_prompt(self, messages: list[dict[str, Any]], reserve: int) -> list[int]:
+    def _fit_prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], reserve: int) -> list[int]:
         """Drop the oldest turns (never the system prompt or the latest turn) until the prompt fits."""
         messages = list(messages)
         while True:
-            tokens = self._tokenize_chat(messages)
+            tokens = self._tokenize_chat(messages, tools)
             if len(tokens) + reserve <= self._llama.n_ctx():
                 return tokens
             first_turn = 1 if messages and messages[0]["role"] == "system" else 0
@@ -152,9 +152,67 @@ class LlamaCppModel:
                 )
             del messages[first_turn]
 
-    def _tokenize_chat(self, messages: list[dict[str, Any]]) -> list[int]:
-        result = self._formatter(messages=messages)
+    def _tokenize_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[int]:
+        shown, template_tools = tool_format.for_template(messages, tools, self._template_knows_tools)
+        result = self._formatter(messages=shown, tools=template_tools)
         return self._llama.tokenize(result.prompt.encode(), add_bos=not result.added_special, special=True)
+
+
+class _Stopped(Exception):
+    """The stream was closed: generation stops at the next token."""
+
+
+class _Sampling:
+    """Token sampling on the shared context for one request: counting, the budget, cancellation."""
+
+    def __init__(
+        self, llama: llama_cpp.Llama, temperature: float, stats: GenerationStats, stop: threading.Event, budget: int
+    ) -> None:
+        self._llama = llama
+        self._temperature = temperature
+        self._stats = stats
+        self._stop = stop
+        self._budget = budget
+        self._vocab = llama._model.vocab
+
+    def tokens(self, prompt: list[int], grammar: str | None = None, temperature: float | None = None) -> Iterator[int]:
+        constraint = llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
+        temp = self._temperature if temperature is None else temperature
+        generated = self._llama.generate(prompt, temp=temp, top_k=40, top_p=0.95, min_p=0.05, grammar=constraint)
+        for token in generated:
+            if self._stop.is_set():
+                raise _Stopped
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                return
+            self._stats.completion_tokens += 1
+            yield token
+            if self._stats.completion_tokens >= self._budget:
+                raise OutOfTokens
+
+    def next_token_probability(self, prompt: list[int], tokens: set[int]) -> float:
+        generated = self._llama.generate(prompt, temp=self._temperature)
+        try:
+            next(generated)  # evaluates the prompt; the sampled token itself is not used
+        finally:
+            generated.close()
+        logits = np.ctypeslib.as_array(self._llama._ctx.get_logits_ith(-1), shape=(self._llama.n_vocab(),))
+        probabilities = np.exp(logits - logits.max())
+        return float(probabilities[list(tokens)].sum() / probabilities.sum())
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._llama.tokenize(text.encode(), add_bos=False, special=True)
+
+    def piece(self, token: int) -> bytes:
+        return self._llama.detokenize([token])
+
+
+def _write_text(sampling: _Sampling, prompt: list[int], emit: Callable[[object], None]) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for token in sampling.tokens(prompt):
+        if text := decoder.decode(sampling.piece(token)):
+            emit(text)
+    if tail := decoder.decode(b"", final=True):
+        emit(tail)
 
 
 def _chat_formatter(llama: llama_cpp.Llama) -> Jinja2ChatFormatter:

@@ -9,13 +9,32 @@ from typing import Any, Literal, Protocol
 FinishReason = Literal["stop", "length", "cancelled"]
 
 
+ToolChoice = str | dict[str, Any]
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """``messages`` are OpenAI chat messages (system/user/assistant/tool, with ``tool_calls``)."""
+    """``messages`` are OpenAI chat messages (system/user/assistant/tool, with ``tool_calls``).
+
+    ``tools`` and ``tool_choice`` are in the chat-completions shape: ``{"type": "function", "function":
+    {"name", "description", "parameters"}}`` and ``"auto"`` / ``"required"`` / ``{"type": "function",
+    "function": {"name": ...}}``. No tools means the model can only answer in text.
+    """
 
     messages: list[dict[str, Any]]
     max_tokens: int | None = None
     temperature: float = 0.8
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: ToolChoice = "auto"
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of the ``index``-th tool call of a generation: its ``name`` comes first, then argument text."""
+
+    index: int
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass
@@ -30,12 +49,12 @@ class GenerationStats:
 
 @dataclass
 class TextStream:
-    """Text deltas as they are generated; ``stats`` is complete once iteration ends (or is closed)."""
+    """Text deltas, then tool-call deltas, as they are generated; ``stats`` is complete once iteration ends."""
 
-    deltas: AsyncIterator[str]
+    deltas: AsyncIterator[str | ToolCallDelta]
     stats: GenerationStats = field(default_factory=GenerationStats)
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> AsyncIterator[str | ToolCallDelta]:
         return self.deltas
 
     async def aclose(self) -> None:
@@ -64,3 +83,5 @@ class LanguageModel(Protocol):
 
 class EngineError(RuntimeError):
     """The engine failed a request; the response fails, the session goes on."""
+
+    code = "model_error"  # the ``error.code`` a failed response reports

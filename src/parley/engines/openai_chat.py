@@ -1,13 +1,18 @@
-"""Any OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp's server, Ollama, a hosted API)."""
+"""Any OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp's server, Ollama, a hosted API).
+
+Tools go to the endpoint as they are and its native tool calls come back as ``ToolCallDelta``s: the model
+there does its own constraining (or not); Parley checks the arguments when the call is complete.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import openai
 
-from .llm import EngineError, GenerationRequest, GenerationStats, TextStream
+from .llm import EngineError, GenerationRequest, GenerationStats, TextStream, ToolCallDelta
 
 # Start-up checks must answer quickly; a dead or black-holed endpoint is retried by the caller.
 WARM_UP_TIMEOUT_S = 10.0
@@ -41,9 +46,11 @@ class OpenAIChatModel:
     async def close(self) -> None:
         await self._client.close()
 
-    async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str]:
-        # "No limit" is left out rather than sent as null, which some servers refuse.
-        limit = {"max_tokens": request.max_tokens} if request.max_tokens is not None else {}
+    async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str | ToolCallDelta]:
+        # "No limit" and "no tools" are left out rather than sent as null, which some servers refuse.
+        options: dict[str, Any] = {"max_tokens": request.max_tokens} if request.max_tokens is not None else {}
+        if request.tools and request.tool_choice != "none":
+            options |= {"tools": request.tools, "tool_choice": request.tool_choice}
         try:
             stream = await self._client.chat.completions.create(
                 model=self._model,
@@ -51,13 +58,13 @@ class OpenAIChatModel:
                 temperature=request.temperature,
                 stream=True,
                 stream_options={"include_usage": True},
-                **limit,
+                **options,
             )
         except openai.OpenAIError as exc:
             raise EngineError(f"language model request failed: {exc}") from exc
         stats.finish_reason = "cancelled"
         usage_reported = False
-        chunks_with_text = 0
+        output_chunks = 0
         try:
             async for chunk in stream:
                 usage = getattr(chunk, "usage", None)
@@ -71,8 +78,14 @@ class OpenAIChatModel:
                 for choice in getattr(chunk, "choices", None) or ():
                     content = choice.delta.content if choice.delta is not None else None
                     if content:
-                        chunks_with_text += 1
+                        output_chunks += 1
                         yield content
+                    for call in (choice.delta.tool_calls if choice.delta is not None else None) or ():
+                        output_chunks += 1
+                        function = call.function
+                        name = function.name if function is not None else None
+                        arguments = (function.arguments if function is not None else None) or ""
+                        yield ToolCallDelta(call.index, name=name or None, arguments=arguments)
                     if choice.finish_reason is not None:
                         stats.finish_reason = "length" if choice.finish_reason == "length" else "stop"
         except openai.OpenAIError as exc:
@@ -82,7 +95,7 @@ class OpenAIChatModel:
         finally:
             if not usage_reported:
                 # Some servers (llama-cpp-python's) ignore ``stream_options.include_usage``. The prompt
-                # count is then unknown and stays 0; the completion count is the number of text chunks,
+                # count is then unknown and stays 0; the completion count is the number of output chunks,
                 # exact for servers that stream one token per chunk (llama.cpp-based ones do).
-                stats.completion_tokens = chunks_with_text
+                stats.completion_tokens = output_chunks
             await stream.close()

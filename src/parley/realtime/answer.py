@@ -1,8 +1,9 @@
 """A generation's output, produced in its own task ahead of whoever sends it.
 
 The model's text streams in; with a speaker it is cut into clauses and each is synthesized while the model keeps
-writing. What is ready waits in a queue, so an answer prepared early (see :mod:`.early_answer`) can be handed
-over to the response that sends it without losing or repeating anything.
+writing. Tool calls come after the text (its speech finished first) as the engine's ``ToolCallDelta``s; text
+after a call has no item to go into and is dropped. What is ready waits in a queue, so an answer prepared early
+(see :mod:`.early_answer`) can be handed over to the response that sends it without losing or repeating anything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ..engines.llm import GenerationStats, TextStream
+from ..engines.llm import GenerationStats, TextStream, ToolCallDelta
 from ..voice.clauses import ClauseChunker
 from ..voice.speaker import Speaker, SpokenClause
 
@@ -50,7 +51,7 @@ class AnswerStream:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._task = asyncio.create_task(self._produce(), name="answer")
 
-    async def pieces(self) -> AsyncIterator[Piece]:
+    async def pieces(self) -> AsyncIterator[Piece | ToolCallDelta]:
         """What the answer produces, in order; raises what the production raised."""
         while (piece := await self._queue.get()) is not _END:
             if isinstance(piece, _Failed):
@@ -65,12 +66,18 @@ class AnswerStream:
 
     async def _produce(self) -> None:
         try:
+            events = aiter(self._stream)
             if self.speaker is None:
-                async for delta in self._stream:
+                async for event in events:
                     self._mark_first_token()
-                    self._queue.put_nowait(TextDelta(delta))
+                    self._queue.put_nowait(event if isinstance(event, ToolCallDelta) else TextDelta(event))
+                    if isinstance(event, ToolCallDelta):
+                        break
             else:
-                await self._speak(self.speaker)
+                await self._speak(self.speaker, events)
+            async for event in events:  # only calls follow the first call
+                if isinstance(event, ToolCallDelta):
+                    self._queue.put_nowait(event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # handed to the consumer, which decides how the response ends
@@ -79,16 +86,23 @@ class AnswerStream:
             await self._stream.aclose()
             self._queue.put_nowait(_END)
 
-    async def _speak(self, speaker: Speaker) -> None:
+    async def _speak(self, speaker: Speaker, events: AsyncIterator[str | ToolCallDelta]) -> None:
+        """Speak the text up to the first call (which is queued after the speech), or to the end."""
         chunker = ClauseChunker()
-        async for delta in self._stream:
+        call: ToolCallDelta | None = None
+        async for event in events:
             self._mark_first_token()
-            for clause in chunker.push(delta):
+            if isinstance(event, ToolCallDelta):
+                call = event
+                break
+            for clause in chunker.push(event):
                 self._queue.put_nowait(await speaker.say(clause))
         if rest := chunker.flush():
             self._queue.put_nowait(await speaker.say(rest))
         if tail := await speaker.finish():
             self._queue.put_nowait(AudioTail(tail))
+        if call is not None:
+            self._queue.put_nowait(call)
 
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:

@@ -75,11 +75,18 @@ class Conversation:
 
 
 def chat_messages(instructions: str, items: list[Item]) -> list[dict[str, Any]]:
-    """Render items as OpenAI chat messages; audio counts by its transcript, consecutive calls merge."""
+    """Render items as OpenAI chat messages; audio counts by its transcript, consecutive calls merge.
+
+    Calls left incomplete (cut off, or failed for broken arguments) never happened as far as the model
+    is concerned: they, and any output a client sent for them, are left out.
+    """
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
+    unfinished = {item.call_id for item in items if item.type == "function_call" and item.status == "incomplete"}
     for item in items:
+        if item.type in {"function_call", "function_call_output"} and item.call_id in unfinished:
+            continue
         if item.type == "function_call":
             function = {"name": item.name, "arguments": item.arguments}
             call = {"id": item.call_id, "type": "function", "function": function}

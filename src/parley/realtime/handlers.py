@@ -17,7 +17,7 @@ from .items import ItemIn, decode_base64
 from .response import Response
 from .response_params import BetaResponseCreate, GAResponseCreate
 from .session import RealtimeSession
-from .session_config import BetaSessionUpdate, GASessionUpdate
+from .session_config import BetaSessionUpdate, GASessionUpdate, check_tool_choice
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,9 @@ async def session_update(session: RealtimeSession, event: dict[str, Any], _: str
         update = update_model.model_validate(payload)
     except ValidationError as exc:
         raise from_validation_error(exc, "session", payload) from None
-    session.apply_config(update.apply(session.config))
+    config = update.apply(session.config)
+    check_tool_choice(config.tools, config.tool_choice, "session.tool_choice")
+    session.apply_config(config)
     session.emit("session.updated", session=session.config.render(session.dialect))
 
 
@@ -241,6 +243,7 @@ async def response_create(session: RealtimeSession, event: dict[str, Any], _: st
         params = create_model.model_validate(overrides).to_params(session.config, session.conversation)
     except ValidationError as exc:
         raise from_validation_error(exc, "response", overrides) from None
+    check_tool_choice(params.tools, params.tool_choice, "response.tool_choice")
     active = session.active_response
     if params.in_conversation and active is not None:
         raise RealtimeError(

@@ -7,10 +7,10 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ..engines.llm import EngineError, GenerationRequest, GenerationStats, LanguageModel
+from ..engines.llm import EngineError, GenerationRequest, GenerationStats, LanguageModel, ToolCallDelta
 from ..ids import new_id
 from ..knowledge import KnowledgeBase
 from ..metrics import ACTIVE_RESPONSES, FIRST_OUTPUT_SECONDS, RESPONSES
@@ -20,6 +20,7 @@ from .answer import AnswerStream, AudioTail, Piece, TextDelta
 from .context import build_messages, last_user_language
 from .conversation import Conversation
 from .dialect import Dialect
+from .function_calls import FunctionCallItems, tool_request
 from .items import ContentPart, Item
 from .response_params import ResponseParams
 from .session_config import ga_format
@@ -148,7 +149,7 @@ class Response:
             raise
         except EngineError as exc:
             log.warning("response %s failed: %s", self.id, exc)
-            error = {"type": "server_error", "code": "model_error", "message": str(exc)}
+            error = {"type": "server_error", "code": exc.code, "message": str(exc)}
             self._finish("failed", {"type": "failed", "error": error})
         except Exception:
             log.exception("response %s failed unexpectedly", self.id)
@@ -170,6 +171,7 @@ class Response:
             messages=await build_messages(params.instructions, context, self._sink.knowledge),
             max_tokens=None if params.max_output_tokens == "inf" else params.max_output_tokens,
             temperature=params.temperature,
+            **tool_request(params),
         )
 
     def speaker_for(self, context: list[Item]) -> Speaker | None:
@@ -194,22 +196,40 @@ class Response:
             self.turn.speculative = True
         self._stats = answer.stats
         try:
-            with self._message_item() as item:
-                if answer.speaker is None:
-                    with self._text_part(item) as part:
-                        async for piece in answer.pieces():
-                            assert isinstance(piece, TextDelta)
-                            self._first_output()
-                            part.text = (part.text or "") + piece.text
-                            self._emit_part_event("response.output_text.delta", item, delta=piece.text)
-                else:
-                    with self._audio_part(item) as part:
-                        async for piece in answer.pieces():
-                            self._send_audio(piece, item, part)
+            pieces = aiter(answer.pieces())
+            first = await anext(pieces, None)
+            # A message item only when the model says something (without tools it always does, maybe nothing).
+            call = first if isinstance(first, ToolCallDelta) else None
+            if call is None and (first is not None or not request.tools):
+                call = await self._message(answer, first, pieces)
+            if call is not None:
+                conversation = self._conversation if self.in_conversation else None
+                calls = FunctionCallItems(self._sink, self.id, self.output, conversation, params.tools)
+                await calls.write(_chain(call, pieces), self._stats)
         finally:
             await answer.close()
             if self.turn is not None:
                 self.turn.llm_first_token_at = answer.first_token_at
+
+    async def _message(
+        self, answer: AnswerStream, first: Piece | None, pieces: AsyncIterator[Piece | ToolCallDelta]
+    ) -> ToolCallDelta | None:
+        """Send the message the model writes (text or speech); return the first call after it, if any."""
+        piece: Piece | ToolCallDelta | None = first
+        with self._message_item() as item:
+            if answer.speaker is None:
+                with self._text_part(item) as part:
+                    while isinstance(piece, TextDelta):
+                        self._first_output()
+                        part.text = (part.text or "") + piece.text
+                        self._emit_part_event("response.output_text.delta", item, delta=piece.text)
+                        piece = await anext(pieces, None)
+            else:
+                with self._audio_part(item) as part:
+                    while isinstance(piece, SpokenClause | AudioTail):
+                        self._send_audio(piece, item, part)
+                        piece = await anext(pieces, None)
+        return piece if isinstance(piece, ToolCallDelta) else None
 
     def _send_audio(self, piece: Piece, item: Item, part: ContentPart) -> None:
         if isinstance(piece, AudioTail):
@@ -318,6 +338,14 @@ class Response:
             cached = {"text_tokens": stats.cached_tokens, "audio_tokens": 0, "image_tokens": 0}
             details["cached_tokens_details"] = cached
         return usage
+
+
+async def _chain(first: ToolCallDelta, rest: AsyncIterator[Piece | ToolCallDelta]) -> AsyncIterator[ToolCallDelta]:
+    """The calls: the first one already read, then the rest of the answer (nothing but calls follows)."""
+    yield first
+    async for piece in rest:
+        if isinstance(piece, ToolCallDelta):
+            yield piece
 
 
 def _b64(data: bytes) -> str:

@@ -21,6 +21,7 @@ from .session_config import (
     ToolChoice,
     beta_tool_choice,
     single_modality,
+    unique_tool_names,
 )
 
 Metadata = Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=16)]
@@ -56,6 +57,8 @@ class _CommonCreate(_Lenient):
     conversation: str | None = None
     metadata: Metadata | None = None
     input: list[dict[str, Any]] | None = None
+
+    _unique_tools = field_validator("tools")(unique_tool_names)
 
     def _resolve_input(self, conversation: Conversation, audio_format: str) -> list[Item] | None:
         if self.input is None:

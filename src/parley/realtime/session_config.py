@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..json_schema import schema_problem
 from .dialect import Dialect
+from .errors import RealtimeError
 
 AudioFormatName = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 Modality = Literal["text", "audio"]
@@ -92,9 +94,24 @@ class NoiseReduction(_Lenient):
 
 class FunctionTool(_Lenient):
     type: Literal["function"] = "function"
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
     description: str | None = Field(None, max_length=1024)
     parameters: dict[str, Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _a_json_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and (problem := schema_problem(value)):
+            raise ValueError(problem)
+        return value
+
+
+def unique_tool_names(tools: list[FunctionTool] | None) -> list[FunctionTool] | None:
+    names = [tool.name for tool in tools or ()]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"the tool name '{name}' is used more than once")
+    return tools
 
 
 class FunctionChoice(_Lenient):
@@ -103,6 +120,18 @@ class FunctionChoice(_Lenient):
 
 
 ToolChoice = Literal["auto", "none", "required"] | FunctionChoice
+
+
+def check_tool_choice(tools: list[FunctionTool], tool_choice: ToolChoice | str, param: str) -> None:
+    """A forced function must be one of the tools (checked on the effective session or response)."""
+    if isinstance(tool_choice, FunctionChoice) and tool_choice.name not in {tool.name for tool in tools}:
+        offered = ", ".join(f"'{tool.name}'" for tool in tools) or "none"
+        raise RealtimeError(
+            f"Invalid value: tool_choice names the function '{tool_choice.name}', which is not among the "
+            f"tools ({offered}).",
+            code="invalid_value",
+            param=param,
+        )
 
 
 class SessionConfig(BaseModel):
@@ -261,6 +290,7 @@ class GASessionUpdate(_Lenient):
     knowledge: str | None = None  # Parley's extension (see SessionConfig.knowledge)
 
     _one_modality = field_validator("output_modalities")(single_modality)
+    _unique_tools = field_validator("tools")(unique_tool_names)
 
     def apply(self, config: SessionConfig) -> SessionConfig:
         changes: dict[str, Any] = {}
@@ -316,6 +346,8 @@ class BetaSessionUpdate(_Lenient):
     max_response_output_tokens: MaxTokens | None = None
     tracing: Any = None
     knowledge: str | None = None  # Parley's extension (see SessionConfig.knowledge)
+
+    _unique_tools = field_validator("tools")(unique_tool_names)
 
     def apply(self, config: SessionConfig) -> SessionConfig:
         fields = self.model_fields_set
