@@ -294,3 +294,19 @@ async def test_session_update_switches_bases_and_refuses_unknown_ones(
         await conn.send({"type": "session.update", "session": {**kind, "knowledge": None}})
         assert (await conn.until("session.updated"))["session"]["knowledge"] is None
         conn.assert_conformant()
+
+
+def test_benchmark_answer_check_takes_formats_not_other_numbers() -> None:
+    assert answer_hit("It costs $35.", "35") and answer_hit("Call 555 0199.", "555-0199")
+    assert answer_hit("From 7.30 on weekdays", "7:30") and answer_hit("Dr. Okafor runs it.", "okafor")
+    assert not answer_hit("It opens at 17:30.", "7:30") and not answer_hit("It costs $135.", "35")
+    assert not answer_hit("15% off", "15") and answer_hit("15 % off", "15%")
+
+
+def test_knowledge_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parley.config import Settings
+
+    monkeypatch.setenv("PARLEY_KNOWLEDGE", "faq.md, prices=data/prices.csv")
+    monkeypatch.setenv("PARLEY_KNOWLEDGE_TOP_K", "3")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.knowledge == ["faq.md", "prices=data/prices.csv"] and settings.knowledge_top_k == 3

@@ -47,8 +47,8 @@ class Result:
     language: str
     fact_id: str
     key: str
-    retrieved: list[str]
-    retrieval_hit: bool
+    retrieved: list[str]  # empty for a baseline question (no knowledge base)
+    retrieval_hit: bool | None  # None for a baseline question
     answer: str
     answer_hit: bool
     seconds: float
@@ -91,7 +91,7 @@ async def run(
     session_url = url if grounded else f"{url}{'&' if '?' in url else '?'}knowledge="
     results = []
     for question in questions:
-        retrieved = [fact.id for fact in base.search(question.question)]
+        retrieved = [fact.id for fact in base.search(question.question)] if grounded else []
         started = time.perf_counter()
         try:
             answer, error = await _ask(session_url, question.question, instructions, max_output_tokens, api_key)
@@ -103,7 +103,7 @@ async def run(
             fact_id=question.fact_id,
             key=question.key,
             retrieved=retrieved,
-            retrieval_hit=question.fact_id in retrieved,
+            retrieval_hit=question.fact_id in retrieved if grounded else None,
             answer=answer,
             answer_hit=answer_hit(answer, question.key),
             seconds=round(time.perf_counter() - started, 3),
@@ -165,17 +165,20 @@ class _ServerError(Exception):
 
 
 def summary(results: list[Result]) -> dict[str, Any]:
-    """Rates overall and per question language."""
+    """Rates overall and per question language (retrieval rates are None for a baseline run)."""
 
     def rates(subset: list[Result]) -> dict[str, Any]:
         count = len(subset)
+        grounded = all(r.retrieval_hit is not None for r in subset)
+        retrieved = sum(bool(r.retrieval_hit) for r in subset) if grounded else None
+        answered = sum(r.answer_hit for r in subset)
         return {
             "questions": count,
-            "retrieval_hits": sum(r.retrieval_hit for r in subset),
-            "answer_hits": sum(r.answer_hit for r in subset),
-            "answer_hits_when_retrieved": sum(r.answer_hit for r in subset if r.retrieval_hit),
-            "retrieval_rate": round(sum(r.retrieval_hit for r in subset) / count, 3) if count else None,
-            "answer_rate": round(sum(r.answer_hit for r in subset) / count, 3) if count else None,
+            "retrieval_hits": retrieved,
+            "answer_hits": answered,
+            "answer_hits_when_retrieved": sum(r.answer_hit for r in subset if r.retrieval_hit) if grounded else None,
+            "retrieval_rate": round(retrieved / count, 3) if count and retrieved is not None else None,
+            "answer_rate": round(answered / count, 3) if count else None,
             "errors": sum(r.error is not None for r in subset),
         }
 
@@ -190,9 +193,12 @@ def markdown(label: str, results: list[Result]) -> str:
     ]
     for name, row in summary(results).items():
         count = row["questions"]
+        retrieval = (
+            "-" if row["retrieval_hits"] is None else f"{row['retrieval_hits']}/{count} ({row['retrieval_rate']:.0%})"
+        )
         lines.append(
-            f"| {name} | {count} | {row['retrieval_hits']}/{count} ({row['retrieval_rate']:.0%}) | "
-            f"{row['answer_hits']}/{count} ({row['answer_rate']:.0%}) | {row['errors']} |"
+            f"| {name} | {count} | {retrieval} | {row['answer_hits']}/{count} ({row['answer_rate']:.0%}) | "
+            f"{row['errors']} |"
         )
     return "\n".join(lines)
 
