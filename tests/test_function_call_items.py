@@ -52,6 +52,7 @@ class ScriptedModel:
 
 class RecordingSink:
     dialect = Dialect.GA
+    knowledge = None
 
     def __init__(self, config: SessionConfig) -> None:
         self.events: list[dict[str, Any]] = [
@@ -72,6 +73,9 @@ class RecordingSink:
 
     def item_done(self, item: Item, previous_item_id: str | None) -> None:
         self.emit("conversation.item.done", previous_item_id=previous_item_id, item=item.render(Dialect.GA))
+
+    def report_turn(self, response_id: str, timing: Any) -> None:
+        return None
 
 
 async def _run(deltas: list[str | ToolCallDelta], finish_reason: str = "stop") -> tuple[dict[str, Any], RecordingSink]:

@@ -62,7 +62,7 @@ class VoiceStack:
 
     def speaker(self, voice: str, speed: float, language: str | None, audio_format: AudioFormatName) -> Speaker:
         choice = self.synthesizer.choose(voice, language)
-        log.debug("speaking %s: %s voice %s", choice.language, choice.engine, choice.voice)
+        log.info("speaking %s: %s voice %s", choice.language, choice.engine, choice.voice)
         resampler = codec.OutputResampler(audio_format)
 
         def encode(samples: np.ndarray, last: bool) -> bytes:
