@@ -9,8 +9,9 @@
 * Each call is written in two constrained steps: the tool's name (one of those offered), then its
   arguments under a grammar built from the tool's parameter schema, both at a low temperature
   (``WRITING_TEMPERATURE``): these are fields to fill, not prose. The arguments are validated against the
-  schema and, should the grammar not cover a keyword (``minimum``, ``maximum``...) or the model write on
-  past ``ARGUMENT_TOKENS``, sampled again; the last attempt limits the length of open strings and arrays.
+  schema and, should the grammar not cover a keyword (``minimum``, ``maximum``...) or a string run on
+  past ``STRING_LIMIT`` characters, sampled again; the last attempt limits the length of open strings and
+  arrays in its grammar.
   Numbers still out of range after that are clamped into it.
 * After a call the model may open another one (several calls per answer), up to ``MAX_CALLS``.
 
@@ -28,12 +29,10 @@ from typing import Any, Protocol
 from ..json_schema import arguments_problem, clamp_numbers
 from .llm import ToolCallDelta
 from .tool_format import CALL_CLOSE, CALL_OPEN, call_key
-from .tool_grammar import arguments_grammar, names_grammar
+from .tool_grammar import STRING_LIMIT, arguments_grammar, names_grammar
 
 MAX_CALLS = 8
 ARGUMENT_ATTEMPTS = 3
-# Arguments longer than this are taken for a model writing on in a loop (voice-agent arguments are short).
-ARGUMENT_TOKENS = 256
 WRITING_TEMPERATURE = 0.2
 # With ``auto``, the model calls when the first token of its answer opens a call with this probability
 # at least. Sampling that token instead leaves the choice to chance at the session's temperature.
@@ -185,11 +184,13 @@ class ToolCallWriter:
             # The last attempt limits strings and arrays, so a model that ran on has to finish.
             grammar = arguments_grammar(schema, bounded=attempt == ARGUMENT_ATTEMPTS - 1)
             tokens: list[int] = []
+            watch = _StringWatch()
             try:
                 for token in self._sampling.tokens(context, grammar, WRITING_TEMPERATURE):
                     tokens.append(token)
-                    if len(tokens) > ARGUMENT_TOKENS and attempt < ARGUMENT_ATTEMPTS - 1:
-                        break  # running on (a string that never closes): try again
+                    running_on = watch.longest(self._sampling.piece(token)) > STRING_LIMIT
+                    if running_on and attempt < ARGUMENT_ATTEMPTS - 1:
+                        break  # a string that does not close (small models loop so): try again
             except OutOfTokens:
                 # What there is goes out, so the client sees how far the call got.
                 self._emit_call(_Call(name, self._text(tokens).strip(), context))
@@ -229,6 +230,30 @@ class ToolCallWriter:
 
     def _text(self, tokens: list[int]) -> str:
         return b"".join(self._sampling.piece(token) for token in tokens).decode(errors="replace")
+
+
+class _StringWatch:
+    """Follows JSON text as it is written: how long the string being written, or any before it, got."""
+
+    def __init__(self) -> None:
+        self._in_string = False
+        self._escaped = False
+        self._length = 0
+        self._longest = 0
+
+    def longest(self, piece: bytes) -> int:
+        for char in piece.decode(errors="replace"):
+            if self._escaped:
+                self._escaped = False
+            elif char == "\\" and self._in_string:
+                self._escaped = True
+            elif char == '"':
+                self._in_string, self._length = not self._in_string, 0
+                continue
+            if self._in_string:
+                self._length += 1
+                self._longest = max(self._longest, self._length)
+        return self._longest
 
 
 def _partial_suffix(text: str, marker: str) -> int:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
 # Limits for strings and arrays the schema leaves open (see ``_bounded``).
 STRING_LIMIT = 100
-ARRAY_LIMIT = 16
+ARRAY_LIMIT = 8
 # The converter lets raw control characters into strings, which JSON forbids (RFC 8259 §7).
 _CHAR_RULE = re.compile(r'^char ::= \[\^"\\\\\]', re.MULTILINE)
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F]'
