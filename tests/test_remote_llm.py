@@ -49,7 +49,9 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def llama_cpp_server(name: str, port: int | None = None, timeout_s: float = 120.0) -> Iterator[Endpoint]:
+def llama_cpp_server(
+    name: str, port: int | None = None, timeout_s: float = 120.0, extra_args: tuple[str, ...] = ()
+) -> Iterator[Endpoint]:
     """``python -m llama_cpp.server`` with the bundled SmolLM2, up and answering ``/v1/models``."""
     port = port or free_port()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -60,6 +62,7 @@ def llama_cpp_server(name: str, port: int | None = None, timeout_s: float = 120.
         "--model_alias", REMOTE_MODEL,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048",
+        *extra_args,
     ]  # fmt: skip
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     ready_url = f"http://127.0.0.1:{port}/v1/models"

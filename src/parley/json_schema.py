@@ -35,3 +35,33 @@ def arguments_problem(schema: dict[str, Any] | None, arguments: str) -> str | No
             where = "/".join(str(step) for step in error.absolute_path)
             return f"does not match the parameters schema{f' at {where}' if where else ''}: {error.message}"
     return None
+
+
+_BOUNDS = {"minimum": 0, "maximum": 0, "exclusiveMinimum": 1, "exclusiveMaximum": -1}
+
+
+def clamp_numbers(schema: dict[str, Any] | None, arguments: str) -> str | None:
+    """``arguments`` with out-of-range numbers moved to the nearest allowed value, when that is all that
+    keeps them from matching ``schema`` (grammars give JSON its shape, not numeric ranges); else None."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return None
+    if not schema or not isinstance(value, dict):
+        return None
+    for _ in range(32):  # each pass fixes one number
+        errors = list(validators.validator_for(schema)(schema).iter_errors(value))
+        if not errors:
+            return json.dumps(value)
+        error = errors[0]
+        path = list(error.absolute_path)
+        if error.validator not in _BOUNDS or not path or not isinstance(error.validator_value, int | float):
+            return None
+        step = _BOUNDS[error.validator]  # type: ignore[index]
+        if step and not isinstance(error.instance, int):
+            return None  # an exclusive bound on a non-integer has no nearest value
+        parent = value
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = error.validator_value + step
+    return None

@@ -9,7 +9,10 @@
 * Each call is written in two constrained steps: the tool's name (one of those offered), then its
   arguments under a grammar built from the tool's parameter schema, both at a low temperature
   (``WRITING_TEMPERATURE``): these are fields to fill, not prose. The arguments are validated against the
-  schema and, should the grammar not cover a keyword (``minimum``, ``maximum``...), sampled again a few times.
+  schema and, should the grammar not cover a keyword (``minimum``, ``maximum``...) or a string run on
+  past ``STRING_LIMIT`` characters, sampled again; the last attempt limits the length of open strings and
+  arrays in its grammar.
+  Numbers still out of range after that are clamped into it.
 * After a call the model may open another one (several calls per answer), up to ``MAX_CALLS``.
 
 A call is emitted once its arguments are written and checked (a retry cannot take back streamed text).
@@ -18,14 +21,15 @@ A call is emitted once its arguments are written and checked (a retry cannot tak
 from __future__ import annotations
 
 import codecs
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..json_schema import arguments_problem
+from ..json_schema import arguments_problem, clamp_numbers
 from .llm import ToolCallDelta
 from .tool_format import CALL_CLOSE, CALL_OPEN, call_key
-from .tool_grammar import arguments_grammar, names_grammar
+from .tool_grammar import STRING_LIMIT, arguments_grammar, names_grammar
 
 MAX_CALLS = 8
 ARGUMENT_ATTEMPTS = 3
@@ -118,7 +122,7 @@ class ToolCallWriter:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         written = ""  # emitted so far
         pending = ""  # held back: it may be the start of a call (or leading blank space)
-        for token in [*lead, *self._sampling.tokens([*prompt, *lead])]:
+        for token in itertools.chain(lead, self._sampling.tokens([*prompt, *lead])):
             pending += decoder.decode(self._sampling.piece(token))
             opened = pending.find(CALL_OPEN)
             if not written and pending.lstrip().startswith(BARE_CALL):
@@ -176,12 +180,17 @@ class ToolCallWriter:
         """Write one call whose opening ends ``context``."""
         context = context + name_tokens + self._sampling.tokenize(', "arguments": ')
         schema = self._schemas[name]
-        grammar = arguments_grammar(schema)
-        for _ in range(ARGUMENT_ATTEMPTS):
+        for attempt in range(ARGUMENT_ATTEMPTS):
+            # The last attempt limits strings and arrays, so a model that ran on has to finish.
+            grammar = arguments_grammar(schema, bounded=attempt == ARGUMENT_ATTEMPTS - 1)
             tokens: list[int] = []
+            watch = _StringWatch()
             try:
                 for token in self._sampling.tokens(context, grammar, WRITING_TEMPERATURE):
                     tokens.append(token)
+                    running_on = watch.longest(self._sampling.piece(token)) > STRING_LIMIT
+                    if running_on and attempt < ARGUMENT_ATTEMPTS - 1:
+                        break  # a string that does not close (small models loop so): try again
             except OutOfTokens:
                 # What there is goes out, so the client sees how far the call got.
                 self._emit_call(_Call(name, self._text(tokens).strip(), context))
@@ -189,7 +198,10 @@ class ToolCallWriter:
             arguments = self._text(tokens).strip()
             if arguments_problem(schema, arguments) is None:
                 break
-        # Still invalid after the last attempt: it goes out as it is, and the response reports it.
+        else:
+            # Still invalid after the last attempt: out-of-range numbers are clamped into range; anything
+            # else goes out as it is, and the response reports it.
+            arguments = clamp_numbers(schema, arguments) or arguments
         return _Call(name, arguments, context + tokens + self._sampling.tokenize(f"}}\n{CALL_CLOSE}"))
 
     def _emit_call(self, call: _Call) -> list[int]:
@@ -218,6 +230,30 @@ class ToolCallWriter:
 
     def _text(self, tokens: list[int]) -> str:
         return b"".join(self._sampling.piece(token) for token in tokens).decode(errors="replace")
+
+
+class _StringWatch:
+    """Follows JSON text as it is written: how long the string being written, or any before it, got."""
+
+    def __init__(self) -> None:
+        self._in_string = False
+        self._escaped = False
+        self._length = 0
+        self._longest = 0
+
+    def longest(self, piece: bytes) -> int:
+        for char in piece.decode(errors="replace"):
+            if self._escaped:
+                self._escaped = False
+            elif char == "\\" and self._in_string:
+                self._escaped = True
+            elif char == '"':
+                self._in_string, self._length = not self._in_string, 0
+                continue
+            if self._in_string:
+                self._length += 1
+                self._longest = max(self._longest, self._length)
+        return self._longest
 
 
 def _partial_suffix(text: str, marker: str) -> int:

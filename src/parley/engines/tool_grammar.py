@@ -18,6 +18,9 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 log = logging.getLogger(__name__)
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+# Limits for strings and arrays the schema leaves open (see ``_bounded``).
+STRING_LIMIT = 100
+ARRAY_LIMIT = 8
 # The converter lets raw control characters into strings, which JSON forbids (RFC 8259 §7).
 _CHAR_RULE = re.compile(r'^char ::= \[\^"\\\\\]', re.MULTILINE)
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F]'
@@ -29,9 +32,15 @@ def names_grammar(names: list[str]) -> str:
     return f"root ::= ({alternatives})"
 
 
-def arguments_grammar(parameters: dict[str, Any] | None) -> str:
-    """A grammar for a JSON object matching ``parameters`` (any object when the schema cannot be converted)."""
-    return _arguments_grammar(json.dumps(_object_schema(parameters), sort_keys=True))
+def arguments_grammar(parameters: dict[str, Any] | None, bounded: bool = False) -> str:
+    """A grammar for a JSON object matching ``parameters`` (any object when the schema cannot be converted).
+
+    ``bounded`` limits the length of strings and arrays the schema leaves open: a small model caught in a
+    loop inside a string then has to close it. It costs: llama.cpp samples such grammars several times
+    more slowly, so it is kept for a model that ran on.
+    """
+    schema = _object_schema(parameters)
+    return _arguments_grammar(json.dumps(_bounded(schema) if bounded else schema, sort_keys=True))
 
 
 @lru_cache(maxsize=256)
@@ -51,3 +60,20 @@ def _object_schema(parameters: dict[str, Any] | None) -> dict[str, Any]:
     if "type" not in parameters:
         return {**parameters, "type": "object"}
     return parameters
+
+
+def _bounded(node: Any) -> Any:
+    """The schema with a length limit on the strings and arrays it leaves open."""
+    if isinstance(node, list):
+        return [_bounded(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    bounded = {key: _bounded(value) for key, value in node.items()}
+    kinds = node.get("type")
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds) if isinstance(kinds, list) else set()
+    open_string = not {"maxLength", "enum", "const", "pattern", "format"} & node.keys()
+    if "string" in kinds and open_string:
+        bounded["maxLength"] = max(STRING_LIMIT, node.get("minLength", 0))
+    if "array" in kinds and "maxItems" not in node:
+        bounded["maxItems"] = max(ARRAY_LIMIT, node.get("minItems", 0))
+    return bounded
