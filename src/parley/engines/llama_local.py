@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,19 @@ _DONE = object()
 DEFAULT_PROMPT_CACHE_BYTES = 96 * 1024 * 1024
 
 
+def default_threads() -> int:
+    """CPU threads for the model when none are configured: one on a machine of up to four cores.
+
+    llama.cpp's threads wait for each other by spinning at every step, so when another busy thread (the
+    recognizer, the voice, another process) takes one of them off the CPU, all of them stall: measured on two
+    cores with one other busy process, a 56-token prompt took 12 s with two threads and 1.2 s with one, and
+    decoding took 5 s per token with two threads against 40 ms with one. Parley always has speech work
+    running beside the model, so it leaves that work its own cores.
+    """
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 4 else cores // 2
+
+
 class LlamaCppModel:
     def __init__(
         self,
@@ -42,8 +56,14 @@ class LlamaCppModel:
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
     ) -> None:
         self._id = model_id
+        threads = n_threads or default_threads()
         self._llama = llama_cpp.Llama(
-            model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,  # llama-cpp-python would take every core for the prompt: see default_threads
+            n_batch=512,
+            verbose=False,
         )
         self._formatter = _chat_formatter(self._llama)
         self._template_knows_tools = tool_format.template_knows_tools(self._formatter.template)
