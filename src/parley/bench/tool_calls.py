@@ -123,6 +123,7 @@ class Run:
     mode: str
     expected: str | None
     called: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
     problems: list[str | None] = field(default_factory=list)  # per call: None when its arguments are valid
     text: str = ""
     seconds: float = 0.0
@@ -146,6 +147,7 @@ async def run_one(llm: LlamaCppModel, request: str, expected: str | None, mode: 
     run = Run(request, mode, expected, text=text, seconds=time.monotonic() - started)
     for index, name in sorted(names.items()):
         run.called.append(name)
+        run.arguments.append(arguments.get(index, ""))
         run.problems.append(arguments_problem(SCHEMAS.get(name), arguments.get(index, "")))
     return run
 

@@ -219,6 +219,9 @@ class _Sampling:
         probabilities = np.exp(logits - logits.max())
         return float(probabilities[list(tokens)].sum() / probabilities.sum())
 
+    def discard(self, count: int) -> None:
+        self._stats.completion_tokens -= count
+
     def tokenize(self, text: str) -> list[int]:
         return self._llama.tokenize(text.encode(), add_bos=False, special=True)
 

@@ -9,10 +9,11 @@
 * Each call is written in two constrained steps: the tool's name (one of those offered), then its
   arguments under a grammar built from the tool's parameter schema, both at a low temperature
   (``WRITING_TEMPERATURE``): these are fields to fill, not prose. The arguments are validated against the
-  schema and, should the grammar not cover a keyword (``minimum``, ``maximum``...) or a string run on
-  past ``STRING_LIMIT`` characters, sampled again; the last attempt limits the length of open strings and
-  arrays in its grammar.
-  Numbers still out of range after that are clamped into it.
+  schema and, should the grammar not cover a keyword (``minimum``, ``maximum``...), sampled again. A
+  model looping inside a string or an array (``RUN_ON_*``, ``REPEAT_*``) is stopped at once and tries
+  again under a grammar that bounds open strings and arrays (llama.cpp samples it several times more
+  slowly, hence only then). Failed attempts count neither as output nor against ``max_output_tokens``.
+  Numbers still out of range after the last attempt are clamped into it.
 * After a call the model may open another one (several calls per answer), up to ``MAX_CALLS``.
 
 A call is emitted once its arguments are written and checked (a retry cannot take back streamed text).
@@ -29,10 +30,18 @@ from typing import Any, Protocol
 from ..json_schema import arguments_problem, clamp_numbers
 from .llm import ToolCallDelta
 from .tool_format import CALL_CLOSE, CALL_OPEN, call_key
-from .tool_grammar import STRING_LIMIT, arguments_grammar, names_grammar
+from .tool_grammar import arguments_grammar, names_grammar
 
 MAX_CALLS = 8
 ARGUMENT_ATTEMPTS = 3
+# Arguments are taken for a model looping when one string, or the whole, runs past this many characters
+# (voice-agent arguments are short); the next attempt then has a bounded grammar.
+RUN_ON_ARGUMENT_CHARS = 400
+RUN_ON_STRING_CHARS = 100
+# ... or when a stretch of text (up to REPEAT_MAX_PERIOD characters) repeats three times, covering at
+# least REPEAT_MIN_CHARS.
+REPEAT_MAX_PERIOD = 40
+REPEAT_MIN_CHARS = 24
 WRITING_TEMPERATURE = 0.2
 # With ``auto``, the model calls when the first token of its answer opens a call with this probability
 # at least. Sampling that token instead leaves the choice to chance at the session's temperature.
@@ -59,6 +68,11 @@ class Sampling(Protocol):
 
     def next_token_probability(self, prompt: list[int], tokens: set[int]) -> float:
         """How likely the model's next token after ``prompt`` is one of ``tokens``."""
+        ...
+
+    def discard(self, count: int) -> None:
+        """Take back ``count`` generated tokens that are not part of the output (a failed attempt): they
+        count neither as output nor against the budget."""
         ...
 
     def tokenize(self, text: str) -> list[int]: ...
@@ -180,17 +194,19 @@ class ToolCallWriter:
         """Write one call whose opening ends ``context``."""
         context = context + name_tokens + self._sampling.tokenize(', "arguments": ')
         schema = self._schemas[name]
+        bounded = False
         for attempt in range(ARGUMENT_ATTEMPTS):
-            # The last attempt limits strings and arrays, so a model that ran on has to finish.
-            grammar = arguments_grammar(schema, bounded=attempt == ARGUMENT_ATTEMPTS - 1)
+            # A model that ran on gets a grammar that limits strings and arrays, so it has to finish.
+            bounded = bounded or attempt == ARGUMENT_ATTEMPTS - 1
+            grammar = arguments_grammar(schema, bounded=bounded)
             tokens: list[int] = []
-            watch = _StringWatch()
+            watch = _RunOnWatch()
             try:
                 for token in self._sampling.tokens(context, grammar, WRITING_TEMPERATURE):
                     tokens.append(token)
-                    running_on = watch.longest(self._sampling.piece(token)) > STRING_LIMIT
-                    if running_on and attempt < ARGUMENT_ATTEMPTS - 1:
-                        break  # a string that does not close (small models loop so): try again
+                    if watch.running_on(self._sampling.piece(token)) and not bounded:
+                        bounded = True  # small models loop so, in a string or an array: try again
+                        break
             except OutOfTokens:
                 # What there is goes out, so the client sees how far the call got.
                 self._emit_call(_Call(name, self._text(tokens).strip(), context))
@@ -198,6 +214,8 @@ class ToolCallWriter:
             arguments = self._text(tokens).strip()
             if arguments_problem(schema, arguments) is None:
                 break
+            if attempt < ARGUMENT_ATTEMPTS - 1:
+                self._sampling.discard(len(tokens))
         else:
             # Still invalid after the last attempt: out-of-range numbers are clamped into range; anything
             # else goes out as it is, and the response reports it.
@@ -212,13 +230,13 @@ class ToolCallWriter:
         return call.context
 
     def _another_call_follows(self, context: list[int]) -> bool:
+        """Whether the model opens another call; the tokens looked at are not output (the call is rewritten)."""
         text = ""
-        generated = self._sampling.tokens(context)
+        generated = itertools.islice(self._sampling.tokens(context), LOOKAHEAD_TOKENS)
+        looked = 0
         try:
-            for _ in range(LOOKAHEAD_TOKENS):
-                token = next(generated, None)
-                if token is None:
-                    return False
+            for token in generated:
+                looked += 1
                 text = (text + self._sampling.piece(token).decode(errors="replace")).lstrip()
                 if text.startswith(CALL_OPEN):
                     return True
@@ -226,34 +244,45 @@ class ToolCallWriter:
                     return False
             return False
         finally:
-            generated.close()
+            self._sampling.discard(looked)
 
     def _text(self, tokens: list[int]) -> str:
         return b"".join(self._sampling.piece(token) for token in tokens).decode(errors="replace")
 
 
-class _StringWatch:
-    """Follows JSON text as it is written: how long the string being written, or any before it, got."""
+class _RunOnWatch:
+    """Follows JSON text as it is written, to tell a model looping: the same stretch three times over
+    (``"a", "a", "a"``), a string that does not end, or arguments that do not."""
 
     def __init__(self) -> None:
+        self._text = ""
         self._in_string = False
         self._escaped = False
-        self._length = 0
-        self._longest = 0
+        self._string_length = 0
 
-    def longest(self, piece: bytes) -> int:
+    def running_on(self, piece: bytes) -> bool:
         for char in piece.decode(errors="replace"):
+            self._text += char
             if self._escaped:
                 self._escaped = False
             elif char == "\\" and self._in_string:
                 self._escaped = True
             elif char == '"':
-                self._in_string, self._length = not self._in_string, 0
+                self._in_string, self._string_length = not self._in_string, 0
                 continue
-            if self._in_string:
-                self._length += 1
-                self._longest = max(self._longest, self._length)
-        return self._longest
+            self._string_length += self._in_string
+        too_long = self._string_length > RUN_ON_STRING_CHARS or len(self._text) > RUN_ON_ARGUMENT_CHARS
+        return too_long or self._repeating()
+
+    def _repeating(self) -> bool:
+        text = self._text
+        for period in range(max(1, REPEAT_MIN_CHARS // 3), REPEAT_MAX_PERIOD + 1):
+            if len(text) < 3 * period:
+                break
+            tail = text[-period:]
+            if text[-3 * period :] == tail * 3 and 3 * period >= REPEAT_MIN_CHARS:
+                return True
+        return False
 
 
 def _partial_suffix(text: str, marker: str) -> int:

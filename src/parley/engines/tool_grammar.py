@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
 # Limits for strings and arrays the schema leaves open (see ``_bounded``).
-STRING_LIMIT = 100
-ARRAY_LIMIT = 8
+BOUNDED_STRING_LENGTH = 60
+BOUNDED_ARRAY_ITEMS = 6
 # The converter lets raw control characters into strings, which JSON forbids (RFC 8259 §7).
 _CHAR_RULE = re.compile(r'^char ::= \[\^"\\\\\]', re.MULTILINE)
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F]'
@@ -73,7 +73,7 @@ def _bounded(node: Any) -> Any:
     kinds = {kinds} if isinstance(kinds, str) else set(kinds) if isinstance(kinds, list) else set()
     open_string = not {"maxLength", "enum", "const", "pattern", "format"} & node.keys()
     if "string" in kinds and open_string:
-        bounded["maxLength"] = max(STRING_LIMIT, node.get("minLength", 0))
+        bounded["maxLength"] = max(BOUNDED_STRING_LENGTH, node.get("minLength", 0))
     if "array" in kinds and "maxItems" not in node:
-        bounded["maxItems"] = max(ARRAY_LIMIT, node.get("minItems", 0))
+        bounded["maxItems"] = max(BOUNDED_ARRAY_ITEMS, node.get("minItems", 0))
     return bounded
