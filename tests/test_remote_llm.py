@@ -237,27 +237,10 @@ def unready_server(name: str, base_url: str) -> Iterator[RunningServer]:
         sys.executable, "-m", "parley.cli", "serve", "--port", str(port),
         "--llm-base-url", base_url, "--llm-model", REMOTE_MODEL,
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env={**os.environ, "PARLEY_PROFILE": "fast"}, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = RunningServer(port, process, log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"server exited:\n{server.log()[-3000:]}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.http_url}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, f"server not up:\n{server.log()[-3000:]}"
-            time.sleep(0.25)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    environment = {**os.environ, "PARLEY_PROFILE": "fast"}
+    healthz = f"http://127.0.0.1:{port}/healthz"
+    with background_process(command, log_path, healthz, 60, environment) as process:
+        yield RunningServer(port, process, log_path)
 
 
 def wait_for_readyz(server: RunningServer, status: str, timeout_s: float = 60.0) -> httpx.Response:
