@@ -18,7 +18,9 @@ from tests.support.server import RunningServer, free_port
 from tests.support.speech import Utterance, utterance
 
 BRIEF = ["--instructions", "You are a voice assistant. Answer in one short sentence.", "--max-output-tokens", "40"]
-TRANSCRIPT_WER = 0.5  # Whisper tiny.en on short commands; a wrong or missing transcript is far above this
+# The fast profile's recognizer (Moonshine) on this command: 0.0 from the WAV and MP3, 0.67 from the 44.1 kHz
+# stereo FLAC ("5% of drivers for 5 minutes"); audio broken on its way (wrong rate or channels) scores 1.0.
+TRANSCRIPT_WER = 0.7
 
 
 def parley_ask(*args: str | Path) -> subprocess.CompletedProcess[str]:

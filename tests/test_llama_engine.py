@@ -99,3 +99,23 @@ async def test_interleaved_conversations_keep_their_cached_prefix(llm: LlamaCppM
     alice += [{"role": "assistant", "content": alice_answer}, {"role": "user", "content": "Where should I go?"}]
     _, alice_second = await _complete(llm, alice, 8)
     assert alice_second.cached_tokens >= alice_first.prompt_tokens
+
+
+async def test_with_two_contexts_a_new_turn_does_not_wait_for_a_long_answer() -> None:
+    path = await asyncio.to_thread(models.resolve, "smollm2-135m-instruct")
+    llm = await asyncio.to_thread(LlamaCppModel, "two-contexts", path, n_ctx=1024, contexts=2)
+    try:
+        await llm.warm_up(SYSTEM["content"])
+        story = [SYSTEM, {"role": "user", "content": "Write a long story about the sea, at least 400 words."}]
+        long_answer = llm.generate(GenerationRequest(messages=story, max_tokens=400, temperature=0.2))
+        stream = aiter(long_answer)
+        await anext(stream)  # the long answer is being written
+        text, stats = await _complete(llm, [SYSTEM, {"role": "user", "content": "Say hello."}], 8)
+        assert text.strip() and stats.completion_tokens >= 1
+        written_meanwhile = long_answer.stats.completion_tokens
+        rest = "".join([delta async for delta in stream])
+        # The short answer was written while the long one was still going (one context would have finished the
+        # long one first).
+        assert rest and written_meanwhile < long_answer.stats.completion_tokens
+    finally:
+        await llm.close()

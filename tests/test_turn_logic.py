@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from parley.realtime.session_config import TurnDetection
 from parley.voice.clauses import ClauseChunker
 from parley.voice.turns import EndOfTurnQuestion, TurnEvent, TurnTracker
@@ -116,6 +118,24 @@ def test_first_clause_is_cut_early_and_sentences_after() -> None:
     # The first comma past a few words cuts; later only a sentence end does; "18.5" is no sentence end.
     assert pieces == ["Well, let me see,", "I can help with that."]
     assert chunker.flush() == "It is 18.5 degrees today, sunny"
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("The date of the event is the last day of the year. ", "The date of the event"),
+        ("The weather today is sunny and warm ", "The weather today is sunny"),
+        ("I can't open a door that is locked ", "I can't open a door"),
+        ("Sure. ", "Sure."),
+        ("Ok, it is done now ", "Ok, it is done"),
+    ],
+)
+def test_without_punctuation_the_first_clause_is_cut_after_a_few_words(text: str, first: str) -> None:
+    chunker = ClauseChunker()
+    pieces: list[str] = []
+    for word in text.split(" "):
+        pieces += chunker.push(word + " ")
+    assert pieces[0] == first
 
 
 def test_a_long_run_on_text_is_still_cut() -> None:

@@ -14,7 +14,7 @@ import uvicorn
 from . import models
 from .bench.dialects import DialectName, TurnDetection
 from .clients import commands as client_commands
-from .config import PROFILE_LLMS, Profile, Settings
+from .config import PROFILE_LLMS, Profile, RecognizerName, Settings
 
 app = typer.Typer(
     help="Parley: a self-hosted realtime voice AI speaking the OpenAI Realtime API.", no_args_is_help=True
@@ -30,6 +30,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000]")] = None,
     profile: Annotated[Profile | None, typer.Option(help="Model profile: fast (English) or default")] = None,
+    recognizer: Annotated[
+        RecognizerName | None, typer.Option(help="Speech recognizer [default: the profile's]")
+    ] = None,
     llm: Annotated[str | None, typer.Option(help="Language model: catalog name, source or GGUF path")] = None,
     llm_base_url: Annotated[str | None, typer.Option(help="Use this OpenAI-compatible endpoint as the LLM")] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model name at --llm-base-url")] = None,
@@ -50,6 +53,7 @@ def serve(
         "host": host,
         "port": port,
         "profile": profile,
+        "recognizer": recognizer,
         "llm": llm,
         "llm_base_url": llm_base_url,
         "llm_model": llm_model,

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Profile = Literal["fast", "default"]
+RecognizerName = Literal["moonshine-base-en", "whisper-tiny.en", "whisper-base"]
 
 # The language model each profile loads when no other is named (catalog names from parley.models).
 PROFILE_LLMS: dict[Profile, str] = {
@@ -16,11 +17,15 @@ PROFILE_LLMS: dict[Profile, str] = {
     "default": "qwen2.5-coder-0.5b-instruct",
 }
 
-# The speech recognizer each profile loads (names from parley.engines.whisper).
-PROFILE_RECOGNIZERS: dict[Profile, str] = {
-    "fast": "whisper-tiny.en",
+# The speech recognizer each profile loads (names from parley.engines.recognizers).
+PROFILE_RECOGNIZERS: dict[Profile, RecognizerName] = {
+    "fast": "moonshine-base-en",
     "default": "whisper-base",
 }
+
+# Language-model contexts each profile runs (generations at once). The fast profile's model is small enough to
+# map twice; a second copy of the default profile's would take its resident size past 1.5 GB.
+PROFILE_LLM_CONTEXTS: dict[Profile, int] = {"fast": 2, "default": 1}
 
 DEFAULT_INSTRUCTIONS = "You are Parley, a helpful voice assistant. Keep your answers short: one to three sentences."
 
@@ -37,8 +42,10 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint that serves the LLM stage")
     llm_api_key: str | None = None
     llm_model: str | None = Field(None, description="model name at llm_base_url")
+    recognizer: RecognizerName | None = Field(None, description="speech recognizer; overrides the profile")
     llm_context_tokens: int = Field(4096, ge=512)
     llm_threads: int | None = Field(None, ge=1)
+    llm_contexts: int | None = Field(None, ge=1, le=16, description="local model generations at once")
     speech_threads: int = Field(2, ge=1, description="worker threads for recognition and synthesis")
     early_start_ms: int = Field(
         96, ge=0, description="pause inside a turn after which the answer is prepared before the turn ends; 0: off"
@@ -63,6 +70,14 @@ class Settings(BaseSettings):
     @property
     def llm_source(self) -> str:
         return self.llm or PROFILE_LLMS[self.profile]
+
+    @property
+    def llm_context_count(self) -> int:
+        return self.llm_contexts or PROFILE_LLM_CONTEXTS[self.profile]
+
+    @property
+    def recognizer_name(self) -> RecognizerName:
+        return self.recognizer or PROFILE_RECOGNIZERS[self.profile]
 
     def check_bind(self) -> None:
         """Listening beyond loopback without keys exposes the models to the network: refuse unless told."""

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from . import models
-from .config import PROFILE_RECOGNIZERS, Settings
+from .config import Settings
 from .engines.llm import EngineError, LanguageModel
 from .voice.stack import VoiceStack
 
@@ -92,27 +92,36 @@ def build_llm(settings: Settings) -> LanguageModel:
     source = settings.llm_source
     path = models.resolve(source, settings.cache_dir)
     model_id = source if source in models.CATALOG else path.stem
-    return LlamaCppModel(model_id, path, n_ctx=settings.llm_context_tokens, n_threads=settings.llm_threads)
+    return LlamaCppModel(
+        model_id,
+        path,
+        n_ctx=settings.llm_context_tokens,
+        n_threads=settings.llm_threads,
+        contexts=settings.llm_context_count,
+    )
 
 
 def build_voice(settings: Settings) -> VoiceStack:
     """The profile's speech models, loaded once and warmed so the first turn pays no start-up cost."""
     import numpy as np
+    import soxr
 
+    from .engines.recognizers import load_recognizer
     from .engines.silero_vad import SileroVad
     from .engines.smart_turn import SmartTurn
-    from .engines.speech import LISTEN_RATE
-    from .engines.whisper import load_recognizer
+    from .engines.speech import LISTEN_RATE, SPEAK_RATE
     from .voice.voices import load_synthesizers
 
-    recognizer = load_recognizer(PROFILE_RECOGNIZERS[settings.profile], settings.cache_dir, settings.speech_threads)
+    vad = SileroVad.from_source()
+    recognizer = load_recognizer(settings.recognizer_name, vad, settings.cache_dir, settings.speech_threads)
     synthesizer = load_synthesizers(settings.profile, settings.cache_dir)
     end_of_turn = SmartTurn.from_source()
-    recognizer.transcribe(np.zeros(LISTEN_RATE, dtype=np.float32))
-    synthesizer.synthesize("Hello.", "alloy")
+    # Warm every model on real speech (the voice's own), so the first caller pays no start-up cost.
+    hello = synthesizer.synthesize("Hello, how can I help you today?", "alloy").audio.astype(np.float32) / 32768
+    recognizer.transcribe(soxr.resample(hello, SPEAK_RATE, LISTEN_RATE))
     end_of_turn.turn_complete_probability(np.zeros(LISTEN_RATE, dtype=np.float32))
     return VoiceStack(
-        SileroVad.from_source(),
+        vad,
         end_of_turn,
         recognizer,
         synthesizer,

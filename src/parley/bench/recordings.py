@@ -34,6 +34,9 @@ RATE = 24_000  # what is streamed: pcm16 mono, the Realtime API's rate
 BYTES_PER_MS = RATE * 2 // 1000
 SPEECH_STARTS = 0.5
 SPEECH_GOES_ON = SPEECH_STARTS - 0.15
+# Silero's own minimum speech duration (get_speech_timestamps' min_speech_duration_ms): a shorter stretch after
+# the words (a click, a breath) is not where the speech ends.
+MIN_SPEECH_MS = 250
 WINDOW_MS = 10
 ABOVE_BACKGROUND_DB = 10.0
 QUIETEST_BACKGROUND_DB = -60.0
@@ -154,19 +157,27 @@ def last_voiced_ms(audio: np.ndarray, rate: int) -> float | None:
 
 
 def _silero_speech_end(listen: np.ndarray) -> int | None:
-    """The sample where Silero's last stretch of speech ends (16 kHz), or None."""
+    """The sample where Silero's last stretch of speech (of at least MIN_SPEECH_MS, if any is) ends (16 kHz)."""
     vad = _vad()
     frame, state = vad.frame_samples, vad.new_state()
-    last_end, speaking = None, False
+    stretches: list[tuple[int, int]] = []
+    speaking = False
     for start in range(0, len(listen), frame):
         chunk = listen[start : start + frame]
         if len(chunk) < frame:
             chunk = np.pad(chunk, (0, frame - len(chunk)))
         probability = vad.speech_probability(chunk.astype(np.float32, copy=False), state)
-        speaking = probability >= SPEECH_STARTS or (speaking and probability >= SPEECH_GOES_ON)
+        was_speaking, speaking = speaking, probability >= SPEECH_STARTS or (speaking and probability >= SPEECH_GOES_ON)
         if speaking:
-            last_end = min(start + frame, len(listen))
-    return last_end
+            end = min(start + frame, len(listen))
+            if was_speaking:
+                stretches[-1] = (stretches[-1][0], end)
+            else:
+                stretches.append((start, end))
+    if not stretches:
+        return None
+    long_enough = [end for begin, end in stretches if end - begin >= MIN_SPEECH_MS * LISTEN_RATE // 1000]
+    return long_enough[-1] if long_enough else stretches[-1][1]
 
 
 def prepare(utterance: Utterance) -> Recording:

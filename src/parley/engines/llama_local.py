@@ -1,9 +1,12 @@
 """Local GGUF models through llama.cpp, with the KV cache of the shared prompt prefix reused between turns.
 
-One ``Llama`` context per process, driven by one dedicated thread (llama.cpp contexts are not thread-safe).
-After every generation the KV state is saved in a bounded RAM cache keyed by its tokens; before the next one,
-the state sharing the longest prefix with the new prompt is restored when it beats what the live context
-holds. So sessions taking turns do not evict each other's history, and the system prompt stays warm.
+A few ``Llama`` contexts per process (one by default), each driven by one thread at a time (llama.cpp contexts
+are not thread-safe); a generation takes whichever context is free. With one context, a new turn's first words
+wait until every answer started before it is fully written; a second context lets them start while another
+session's long answer is still being written. After every generation a context's KV state is saved in its
+bounded RAM cache keyed by its tokens; before the next one, the state sharing the longest prefix with the new
+prompt is restored when it beats what the live context holds. So sessions taking turns do not evict each
+other's history, and the system prompt stays warm.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import os
+import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +58,35 @@ class LlamaCppModel:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        contexts: int = 1,
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
     ) -> None:
+        """``contexts``: generations that may run at once (each context holds its own KV cache and maps the
+        weights again, which counts them again in the resident size)."""
         self._id = model_id
         threads = n_threads or default_threads()
-        self._llama = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=threads,
-            n_threads_batch=threads,  # llama-cpp-python would take every core for the prompt: see default_threads
-            n_batch=512,
-            verbose=False,
-        )
+        self._contexts: list[_Context] = [
+            _Context(
+                llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    # llama-cpp-python would take every core for the prompt: see default_threads
+                    n_threads_batch=threads,
+                    n_batch=512,
+                    verbose=False,
+                ),
+                PrefixStateCache(prompt_cache_bytes // contexts),
+            )
+            for _ in range(contexts)
+        ]
+        self._free: queue.SimpleQueue[_Context] = queue.SimpleQueue()
+        for context in self._contexts:
+            self._free.put(context)
+        self._llama = self._contexts[0].llama  # tokenizing and the chat template: the same in every context
         self._formatter = _chat_formatter(self._llama)
         self._template_knows_tools = tool_format.template_knows_tools(self._formatter.template)
-        self._saved_states = PrefixStateCache(prompt_cache_bytes)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{model_id}")
+        self._executor = ThreadPoolExecutor(max_workers=contexts, thread_name_prefix=f"llm-{model_id}")
 
     @property
     def id(self) -> str:
@@ -84,13 +102,18 @@ class LlamaCppModel:
     async def warm_up(self, instructions: str) -> None:
         """Run one tiny turn so kernels are warm and the system prompt sits in the KV cache."""
         messages = [{"role": "system", "content": instructions}, {"role": "user", "content": "Hello"}]
-        stream = self.generate(GenerationRequest(messages=messages, max_tokens=1))
-        async for _ in stream:
-            pass
+
+        async def one_turn() -> None:
+            async for _ in self.generate(GenerationRequest(messages=messages, max_tokens=1)):
+                pass
+
+        # As many at once as there are contexts: each holds its context to the end, so every context is warmed.
+        await asyncio.gather(*(one_turn() for _ in self._contexts))
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self._llama.close()
+        for context in self._contexts:
+            context.llama.close()
 
     async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str | ToolCallDelta]:
         loop = asyncio.get_running_loop()
@@ -117,15 +140,18 @@ class LlamaCppModel:
         stop: threading.Event,
         emit: Callable[[object], None],
     ) -> None:
+        context = self._free.get()  # the executor runs no more generations than there are contexts
         try:
-            self._generate_blocking(request, stats, stop, emit)
+            self._generate_blocking(context, request, stats, stop, emit)
         except Exception as exc:  # reported to the awaiting response, never lost in the thread
             emit(exc)
         finally:
+            self._free.put(context)
             emit(_DONE)
 
     def _generate_blocking(
         self,
+        context: _Context,
         request: GenerationRequest,
         stats: GenerationStats,
         stop: threading.Event,
@@ -134,14 +160,14 @@ class LlamaCppModel:
         if stop.is_set():
             stats.finish_reason = "cancelled"
             return
-        llama = self._llama
+        llama = context.llama
         budget = request.max_tokens or llama.n_ctx()
         tools = request.tools if request.tool_choice != "none" else []
         reserve = min(budget, llama.n_ctx() // 4)
         tokens = self._fit_prompt(request.messages, tools, reserve)
         budget = min(budget, llama.n_ctx() - len(tokens))
         stats.prompt_tokens = len(tokens)
-        self._saved_states.restore_if_longer(llama, tokens)
+        context.saved_states.restore_if_longer(llama, tokens)
         stats.cached_tokens = _reusable_prefix(list(llama._input_ids), tokens)
         sampling = _Sampling(llama, request.temperature, stats, stop, budget)
         stats.finish_reason = "stop"
@@ -156,7 +182,7 @@ class LlamaCppModel:
         except _Stopped:
             stats.finish_reason = "cancelled"
             return
-        self._saved_states.save(llama)
+        context.saved_states.save(llama)
 
     def _fit_prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], reserve: int) -> list[int]:
         """Drop the oldest turns (never the system prompt or the latest turn) until the prompt fits."""
@@ -176,6 +202,12 @@ class LlamaCppModel:
         shown, template_tools = tool_format.for_template(messages, tools, self._template_knows_tools)
         result = self._formatter(messages=shown, tools=template_tools)
         return self._llama.tokenize(result.prompt.encode(), add_bos=not result.added_special, special=True)
+
+
+@dataclass(frozen=True)
+class _Context:
+    llama: llama_cpp.Llama
+    saved_states: PrefixStateCache
 
 
 class _Stopped(Exception):

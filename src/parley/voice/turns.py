@@ -18,8 +18,8 @@ from ..realtime.session_config import TurnDetection
 
 # Consecutive voiced frames that open a turn (about 64 ms): a click or a breath is not a turn.
 MIN_SPEECH_FRAMES = 2
-# A frame counts as silence below the threshold minus this margin (hysteresis keeps a turn open through
-# the dips inside words).
+# Inside a turn, a frame counts as silence only below the threshold minus this margin (hysteresis keeps a turn
+# open through the dips inside words and through soft word endings).
 SILENCE_HYSTERESIS = 0.15
 
 # semantic_vad: the pause after which the end-of-turn model is first asked, how often it is asked again,
@@ -67,7 +67,10 @@ class TurnTracker:
 
     def feed(self, probability: float, frame_end_ms: int) -> TurnEvent | EndOfTurnQuestion | None:
         frame_start_ms = frame_end_ms - self._frame_ms
-        if probability >= self._threshold:
+        # Silero's own rule: speech starts at the threshold and goes on until it falls below the threshold minus
+        # the hysteresis, so the soft end of a last word ("mind" in "never mind") still belongs to the turn.
+        goes_on = self.in_speech and probability >= self._threshold - SILENCE_HYSTERESIS
+        if probability >= self._threshold or goes_on:
             self._voiced_run += 1
             if self.in_speech:
                 self.last_voice_ms = frame_end_ms
@@ -84,8 +87,7 @@ class TurnTracker:
                 self.last_voice_ms = frame_end_ms
                 return TurnEvent("speech_started", self.turn_start_ms)
             return None
-        if probability < self._threshold - SILENCE_HYSTERESIS or not self.in_speech:
-            self._voiced_run = 0
+        self._voiced_run = 0
         if not self.in_speech:
             return None
         pause_ms = frame_end_ms - self.last_voice_ms
