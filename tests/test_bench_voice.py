@@ -227,12 +227,14 @@ async def test_without_timings_the_split_comes_from_wire_events() -> None:
 
 
 def test_session_update_and_url_per_dialect() -> None:
-    ga = DIALECTS["ga"].session_update("server_vad", 200)["session"]
+    ga = DIALECTS["ga"].session_update("server_vad", 200, 100)["session"]
     assert ga["type"] == "realtime" and ga["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 200
+    assert ga["max_output_tokens"] == 100
     assert ga["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24_000}
     beta = DIALECTS["beta"].session_update("semantic_vad", 200)["session"]
     assert beta["input_audio_format"] == beta["output_audio_format"] == "pcm16"
     assert beta["turn_detection"] == {"type": "semantic_vad"}
+    assert beta["max_response_output_tokens"] == "inf"
     assert DIALECTS["beta"].headers("k") == {"Authorization": "Bearer k", "OpenAI-Beta": "realtime=v1"}
     assert with_timings("ws://h:1/v1/realtime?model=m") == "ws://h:1/v1/realtime?model=m&parley_timings=true"
 

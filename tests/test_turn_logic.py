@@ -138,6 +138,20 @@ def test_without_punctuation_the_first_clause_is_cut_after_a_few_words(text: str
     assert pieces[0] == first
 
 
+def test_the_second_clause_is_cut_early_too_so_it_is_ready_in_time() -> None:
+    chunker = ClauseChunker()
+    text = (
+        "The weather in New York is consistently hot and humid, with a high of 122 degrees and a low of 79 "
+        "degrees all through the long summer months that nobody there enjoys at all. "
+    )
+    pieces: list[str] = []
+    for word in text.split(" "):
+        pieces += chunker.push(word + " ")
+    assert pieces[:2] == ["The weather in New", "York is consistently hot and humid,"]
+    # From the third piece on, only a sentence end (or a long clause) cuts.
+    assert pieces[2:] == [text[len("The weather in New York is consistently hot and humid, ") :].strip()]
+
+
 def test_a_long_run_on_text_is_still_cut() -> None:
     chunker = ClauseChunker()
     pieces = chunker.push("word " * 100)

@@ -147,6 +147,9 @@ def bench_voice(
     turns_per_session: Annotated[
         int, typer.Option(min=0, help="Utterances per session, one after another (0: all of a lane's)")
     ] = 1,
+    max_output_tokens: Annotated[
+        int, typer.Option(min=0, help="Cap on each answer's tokens, as a voice agent sets one (0: none)")
+    ] = 100,
     timeout_s: Annotated[float, typer.Option(min=1, help="Give up on an answer this long after the speech")] = 30.0,
     timings: Annotated[bool, typer.Option(help="Ask Parley for its per-turn timings (?parley_timings=true)")] = True,
     label: Annotated[str, typer.Option(help="Name of this run in tables and charts")] = "voice",
@@ -172,6 +175,7 @@ def bench_voice(
         turn_detection=turn_detection,
         concurrency=concurrency,
         turns_per_session=turns_per_session,
+        max_output_tokens=max_output_tokens or None,
         timeout_s=timeout_s,
         timings=timings,
     )

@@ -26,8 +26,12 @@ class Dialect:
             headers["OpenAI-Beta"] = "realtime=v1"
         return headers
 
-    def session_update(self, turn_detection: TurnDetection, silence_ms: int) -> dict[str, Any]:
-        """Spoken answers, input transcription, 24 kHz pcm16 both ways, the chosen turn detection."""
+    def session_update(
+        self, turn_detection: TurnDetection, silence_ms: int, max_output_tokens: int | None = None
+    ) -> dict[str, Any]:
+        """Spoken answers, input transcription, 24 kHz pcm16 both ways, the chosen turn detection, and a cap on
+        each answer's length (None: none)."""
+        limit: int | str = max_output_tokens or "inf"
         detection: dict[str, Any] = {"type": turn_detection}
         if turn_detection == "server_vad":
             detection["silence_duration_ms"] = silence_ms
@@ -39,6 +43,7 @@ class Dialect:
                 "output_audio_format": "pcm16",
                 "input_audio_transcription": {"model": "whisper-1"},
                 "turn_detection": detection,
+                "max_response_output_tokens": limit,
             }
         else:
             pcm = {"type": "audio/pcm", "rate": 24_000}
@@ -46,6 +51,7 @@ class Dialect:
                 "type": "realtime",
                 "output_modalities": ["audio"],
                 "instructions": INSTRUCTIONS,
+                "max_output_tokens": limit,
                 "audio": {
                     "input": {"format": pcm, "transcription": {"model": "whisper-1"}, "turn_detection": detection},
                     "output": {"format": pcm},

@@ -55,6 +55,9 @@ class Options:
     concurrency: int = 1
     turns_per_session: int = 1
     """Utterances per session; 0 puts all of a lane's utterances in one session."""
+    max_output_tokens: int | None = 100
+    """A cap on each answer, as a voice agent sets one: a small model that rambles for minutes would otherwise
+    load the machine for the turns after it."""
     timeout_s: float = 30.0
     timings: bool = True
 
@@ -183,7 +186,8 @@ class _Session:
         url = with_timings(options.url) if options.timings else options.url
         ws = await _connect(url, self.dialect.headers(options.api_key))
         try:
-            await ws.send(json.dumps(self.dialect.session_update(options.turn_detection, options.silence_ms)))
+            update = self.dialect.session_update(options.turn_detection, options.silence_ms, options.max_output_tokens)
+            await ws.send(json.dumps(update))
             await _until(ws, "session.updated")
             receiver = asyncio.create_task(self._receive(ws))
             sender = asyncio.create_task(self._stream(ws))

@@ -107,6 +107,7 @@ def report(run: Run, label: str, sources: Sequence[str]) -> dict[str, Any]:
             "silence_ms": o.silence_ms,
             "concurrency": o.concurrency,
             "turns_per_session": o.turns_per_session,
+            "max_output_tokens": o.max_output_tokens,
             "stagger_s": run.stagger_s,
             "timeout_s": o.timeout_s,
             "timings_requested": o.timings,

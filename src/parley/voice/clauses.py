@@ -3,8 +3,9 @@
 The first piece is cut early so the first audio starts soon: at a sentence end, at a comma once it has a few
 characters, or else after a few words (not right after a word like "the" or "of", which would leave the voice
 hanging on it). Synthesis takes time in proportion to the text, so a four-word first piece is heard about
-0.1-0.2 s sooner than a whole first sentence; the rest is ready before those words have been played. Later
-pieces wait for a sentence end or a longer clause, which sounds more natural. A decimal point or a dotted
+0.1-0.2 s sooner than a whole first sentence. So that the next piece is ready before those few words have been
+played, the second piece is cut the same way, after at most twelve words. Later pieces wait for a sentence end
+or a longer clause, which sounds more natural. A decimal point or a dotted
 abbreviation inside a word does not end a sentence, because a sentence end needs whitespace after it.
 """
 
@@ -15,7 +16,8 @@ import re
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"')\]]*\s")  # noqa: RUF001 (CJK full stops end sentences too)
 _CLAUSE_END = re.compile(r"[,;:—–]\s")  # noqa: RUF001 (dashes set clauses apart)
 FIRST_CLAUSE_MIN_CHARS = 12
-FIRST_CLAUSE_WORDS = 4
+# Words after which the first and the second piece are cut when no punctuation came first.
+EARLY_PIECE_WORDS = (4, 12)
 # English words a first piece should not end on: it continues to the next word instead.
 # fmt: off
 _GLUE_WORDS = frozenset({
@@ -55,11 +57,12 @@ class ClauseChunker:
         text = self._pending
         if sentence := _SENTENCE_END.search(text):
             return sentence.end()
-        min_chars = FIRST_CLAUSE_MIN_CHARS if self._emitted == 0 else CLAUSE_MIN_CHARS
+        early = self._emitted < len(EARLY_PIECE_WORDS)
+        min_chars = FIRST_CLAUSE_MIN_CHARS if early else CLAUSE_MIN_CHARS
         for clause in _CLAUSE_END.finditer(text):
             if clause.end() >= min_chars:
                 return clause.end()
-        if self._emitted == 0 and (words := _first_words_end(text)) is not None:
+        if early and (words := _words_end(text, EARLY_PIECE_WORDS[self._emitted])) is not None:
             return words
         if len(text) > MAX_CHARS:
             space = text.rfind(" ", 0, MAX_CHARS)
@@ -67,10 +70,10 @@ class ClauseChunker:
         return None
 
 
-def _first_words_end(text: str) -> int | None:
-    """Where the first piece ends when no punctuation came: after FIRST_CLAUSE_WORDS whole words, or the first
-    whole word after them that is not a glue word."""
+def _words_end(text: str, words: int) -> int | None:
+    """Where an early piece ends when no punctuation came: after ``words`` whole words, or the first whole word
+    after them that is not a glue word."""
     for count, word in enumerate(_WORD_END.finditer(text), start=1):
-        if count >= FIRST_CLAUSE_WORDS and word.group().strip().lower() not in _GLUE_WORDS:
+        if count >= words and word.group().strip().lower() not in _GLUE_WORDS:
             return word.end()
     return None
