@@ -245,3 +245,9 @@ def test_normalize_makes_styles_comparable() -> None:
     assert normalize('a "forty-two line Bible", 1,455') == "a forty two line bible one thousand four hundred fifty five"
     assert corpus_wer(["set a timer for 5 minutes"], ["Set a timer for five minutes."]) == 0.0
     assert corpus_wer(["cancel timer", "go"], ["cancel", "go"]) == pytest.approx(1 / 3)
+
+
+def test_reports_name_shared_folders_without_this_machines_path(tmp_path: Path) -> None:
+    shared = recordings.speech_source("commands_en")
+    assert recordings.source_label(shared) == "shared:speech/commands_en"
+    assert recordings.source_label(tmp_path / "mine") == str(tmp_path / "mine")

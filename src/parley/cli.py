@@ -181,7 +181,7 @@ def bench_voice(
     )
     with TurnProgress(len(prepared), label) as progress:
         run = asyncio.run(voice_latency.run(prepared, options, on_turn=progress.turn_done))
-    data = voice_report.report(run, label, [str(source) for source in sources])
+    data = voice_report.report(run, label, [recordings.source_label(source) for source in sources])
     table = voice_report.markdown(data)
     typer.echo(table)
     if out is not None:

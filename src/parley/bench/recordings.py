@@ -86,6 +86,16 @@ def speech_source(name: str | Path) -> Path:
     return shared_dir() / "speech" / path
 
 
+def source_label(source: Path) -> str:
+    """How a source is named in reports: a shared folder by its name (the shared folder's place differs from
+    machine to machine), anything else as given."""
+    speech = shared_dir() / "speech"
+    try:
+        return f"shared:speech/{source.relative_to(speech)}"
+    except ValueError:
+        return str(source)
+
+
 def default_sources() -> list[Path]:
     return [speech_source(name) for name in DEFAULT_FOLDERS]
 
