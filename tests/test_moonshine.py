@@ -6,7 +6,6 @@ Per-call timings are printed (run with ``-s``), not asserted: the machines runni
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,20 +20,13 @@ from parley.engines.recognizers import RECOGNIZERS, load_recognizer
 from parley.engines.silero_vad import SileroVad
 from parley.engines.speech import LISTEN_RATE, Transcript
 from parley.engines.whisper import TINY_EN
-from tests.conformance.paths import shared_dir
-
-SPEECH = shared_dir() / "speech"
+from tests.support.noise import NON_SPEECH, pink_noise
+from tests.support.speech import utterances
 
 
 def _clips(folder: str, count: int) -> list[tuple[str, np.ndarray, str]]:
-    """The first ``count`` utterances of a folder, in manifest order (no picking)."""
-    lines = (SPEECH / folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[:count]
-    clips = []
-    for row in map(json.loads, lines):
-        audio, rate = sf.read(SPEECH / folder / row["audio"], dtype="float32")
-        assert rate == LISTEN_RATE
-        clips.append((row["id"], audio, row["text"]))
-    return clips
+    """The first ``count`` utterances of a folder, in manifest order (no picking), at 16 kHz."""
+    return [(u.id, sf.read(u.path, dtype="float32")[0], u.text) for u in utterances(folder)[:count]]
 
 
 @pytest.fixture(scope="module")
@@ -95,32 +87,20 @@ def test_long_silence_around_the_words_does_not_hide_them(recognizer: MoonshineR
     assert corpus_wer([text for _, _, text in clips], heard, "en") <= 0.35
 
 
-def _pink_noise(n: int, rms: float, seed: int = 0) -> np.ndarray:
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
-    noise = np.fft.irfft(spectrum / np.sqrt(np.arange(len(spectrum)) + 1.0), n)
-    return (noise / noise.std() * rms).astype(np.float32)
+LOUD_NOISE = (np.random.default_rng(2).standard_normal(2 * LISTEN_RATE) * 0.05).astype(np.float32)
 
 
-NON_SPEECH = {
-    "silence": np.zeros(LISTEN_RATE, dtype=np.float32),
-    "white noise": (np.random.default_rng(1).standard_normal(2 * LISTEN_RATE) * 0.003).astype(np.float32),
-    "loud white noise": (np.random.default_rng(2).standard_normal(2 * LISTEN_RATE) * 0.05).astype(np.float32),
-    "pink noise": _pink_noise(2 * LISTEN_RATE, 0.01),
-}
-
-
-@pytest.mark.parametrize("kind", NON_SPEECH)
+@pytest.mark.parametrize("kind", [*NON_SPEECH, "loud white noise"])
 def test_silence_and_noise_give_empty_transcripts(recognizer: MoonshineRecognizer, kind: str) -> None:
-    assert _timed(recognizer, NON_SPEECH[kind], kind) == Transcript(
-        text="", language="en", audio_seconds=len(NON_SPEECH[kind]) / LISTEN_RATE
-    )
+    audio = NON_SPEECH.get(kind, LOUD_NOISE)
+    assert _timed(recognizer, audio, kind) == Transcript(text="", language="en", audio_seconds=len(audio) / LISTEN_RATE)
 
 
 def test_quiet_speech_between_silences_is_kept(recognizer: MoonshineRecognizer) -> None:
     (clip,) = [c for c in _clips("commands_en", 5) if c[0] == "en-cancel_timer"]
     pad = np.zeros(LISTEN_RATE, dtype=np.float32)
     audio = np.concatenate([pad, clip[1] * 0.1, pad])
-    audio += _pink_noise(len(audio), 0.002)
+    audio += pink_noise(len(audio), 0.002)
     assert normalize(_timed(recognizer, audio, "quiet, padded, noisy").text) == "cancel timer"
 
 

@@ -21,6 +21,7 @@ from parley.bench.wer import corpus_wer, normalize, wer
 from parley.engines.speech import LISTEN_RATE, Transcript
 from parley.engines.whisper import BASE, TINY_EN, WhisperRecognizer, load_recognizer, model_dir
 from tests.conformance.paths import shared_dir
+from tests.support.noise import NON_SPEECH, pink_noise
 
 SPEECH = shared_dir() / "speech"
 
@@ -167,19 +168,6 @@ def test_forced_language_and_prompt(cache_dir: Path) -> None:
 # --- non-speech -----------------------------------------------------------------------------------
 
 
-def _pink_noise(n: int, rms: float, seed: int = 0) -> np.ndarray:
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
-    noise = np.fft.irfft(spectrum / np.sqrt(np.arange(len(spectrum)) + 1.0), n)
-    return (noise / noise.std() * rms).astype(np.float32)
-
-
-NON_SPEECH = {
-    "silence": np.zeros(LISTEN_RATE, dtype=np.float32),
-    "white noise": (np.random.default_rng(1).standard_normal(2 * LISTEN_RATE) * 0.003).astype(np.float32),
-    "pink noise": _pink_noise(2 * LISTEN_RATE, 0.01),
-}
-
-
 @pytest.mark.parametrize("name", [TINY_EN, BASE])
 @pytest.mark.parametrize("kind", NON_SPEECH)
 def test_silence_and_low_noise_give_empty_transcripts(name: str, kind: str, cache_dir: Path) -> None:
@@ -194,7 +182,7 @@ def test_quiet_speech_between_silences_is_kept(name: str, cache_dir: Path) -> No
     (clip,) = [c for c in _clips("commands_en", 5) if c.id == "en-cancel_timer"]
     pad = np.zeros(LISTEN_RATE, dtype=np.float32)
     audio = np.concatenate([pad, clip.audio * 0.1, pad])
-    audio += _pink_noise(len(audio), 0.002)
+    audio += pink_noise(len(audio), 0.002)
     result = _timed(load_recognizer(name, cache_dir), audio, f"{clip.id} quiet, padded, noisy")
     assert normalize(result.text) == "cancel timer"
     assert result.language == "en"

@@ -14,6 +14,7 @@ plain ONNX in the Parley cache, where onnxruntime folds the de-quantization into
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import threading
@@ -56,7 +57,7 @@ _SPEECH_STARTS, _SPEECH_GOES_ON = 0.5, 0.35
 def model_dir(cache_dir: Path | None = None) -> Path:
     """The ONNX folder for Moonshine base (English), written into the cache on first use (blocking)."""
     source = resolve(_SOURCE)
-    version = _installed_version()
+    version = importlib.metadata.version(_PACKAGE)
     folder = (cache_dir or default_cache_dir()) / "models" / f"{MOONSHINE_BASE_EN}-{version}"
     if all((folder / f"{name}.onnx").is_file() for name in _GRAPHS):
         return folder
@@ -77,12 +78,6 @@ def model_dir(cache_dir: Path | None = None) -> Path:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return folder
-
-
-def _installed_version() -> str:
-    import importlib.metadata
-
-    return importlib.metadata.version(_PACKAGE)
 
 
 def _to_onnx(ort_file: Path, onnx_file: Path) -> None:

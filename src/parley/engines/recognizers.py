@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from . import moonshine, whisper
-from .speech import SpeechRecognizer, VoiceActivityModel
+from .speech import LISTEN_RATE, SpeechRecognizer, VoiceActivityModel
 
 __all__ = ["RECOGNIZERS", "load_recognizer"]
 
@@ -32,6 +34,7 @@ def load_recognizer(
         key = (name, threads)
         if key not in _loaded:
             fallback = whisper.load_recognizer(whisper.TINY_EN, cache_dir, threads)
+            fallback.transcribe(np.zeros(LISTEN_RATE, dtype=np.float32))  # warm: its first use is a caller's turn
             folder = moonshine.model_dir(cache_dir)
             _loaded[key] = moonshine.MoonshineRecognizer(folder, vad, fallback=fallback, threads=threads)
         return _loaded[key]
