@@ -6,7 +6,7 @@ import pytest
 
 from parley.realtime.session_config import TurnDetection
 from parley.voice.clauses import ClauseChunker
-from parley.voice.turns import EndOfTurnQuestion, TurnEvent, TurnTracker
+from parley.voice.turns import DEFAULT_PREFIX_PADDING_MS, EndOfTurnQuestion, TurnEvent, TurnTracker
 
 FRAME_MS = 32
 
@@ -156,3 +156,12 @@ def test_a_long_run_on_text_is_still_cut() -> None:
     chunker = ClauseChunker()
     pieces = chunker.push("word " * 100)
     assert pieces and all(len(piece) <= 180 for piece in pieces)
+
+
+def test_semantic_vad_keeps_audio_before_the_speech_like_server_vad() -> None:
+    detection = TurnDetection(type="semantic_vad", eagerness="high").with_defaults()
+    tracker = TurnTracker(detection, FRAME_MS, pause_ms=96)
+    decisions = _run(tracker, [0.0] * 20 + [0.9] * 10 + [0.0] * 10, answer=0.9)
+    started = decisions[0]
+    assert isinstance(started, TurnEvent) and started.kind == "speech_started"
+    assert started.audio_ms == 20 * FRAME_MS - DEFAULT_PREFIX_PADDING_MS

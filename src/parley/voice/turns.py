@@ -30,6 +30,10 @@ _SEMANTIC = {
     "low": (300, 0.7, 8000),
 }
 SEMANTIC_RECHECK_MS = 250
+# Audio kept before the detected start of speech when the turn detection names no prefix_padding_ms: the first
+# sound of a word is quieter than the VAD's threshold, and a recognizer given the turn without it mishears the
+# word ("ancel timer").
+DEFAULT_PREFIX_PADDING_MS = 300
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,9 @@ class TurnTracker:
                 return None
             if self._voiced_run >= MIN_SPEECH_FRAMES:
                 onset = frame_start_ms - (MIN_SPEECH_FRAMES - 1) * self._frame_ms
-                padding = self._detection.prefix_padding_ms or 0
+                padding = self._detection.prefix_padding_ms
+                if padding is None:  # semantic_vad has no such setting: keep what server_vad keeps by default
+                    padding = DEFAULT_PREFIX_PADDING_MS
                 self.in_speech = True
                 self.turn_start_ms = max(0, onset - padding)
                 self.last_voice_ms = frame_end_ms
