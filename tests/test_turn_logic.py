@@ -128,6 +128,8 @@ def test_first_clause_is_cut_early_and_sentences_after() -> None:
         ("I can't open a door that is locked ", "I can't open a door"),
         ("Sure. ", "Sure."),
         ("Ok, it is done now ", "Ok, it is done"),
+        ("Le salon fait 1000 personnes. ", "Le salon fait 1000 personnes."),
+        ("Set the timer to 5 minutes now ", "Set the timer to 5 minutes"),
     ],
 )
 def test_without_punctuation_the_first_clause_is_cut_after_a_few_words(text: str, first: str) -> None:

@@ -7,6 +7,7 @@ llama-cpp-python's own ``save_state`` also copies a logits matrix of hundreds of
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -31,9 +32,11 @@ def common_prefix(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]
 
 
 class PrefixStateCache:
-    """A least-recently-used store of KV states, bounded in bytes."""
+    """A least-recently-used store of KV states, bounded in bytes; shared by a model's contexts (thread-safe), so
+    a conversation finds its last turn whichever context serves the next one."""
 
     def __init__(self, capacity_bytes: int) -> None:
+        self._lock = threading.Lock()
         self._capacity = capacity_bytes
         self._states: OrderedDict[tuple[int, ...], KVState] = OrderedDict()
         self._size = 0
@@ -46,13 +49,16 @@ class PrefixStateCache:
         size = llama_cpp.llama_state_seq_get_size(ctx, _SEQUENCE)
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, _SEQUENCE)
-        self._put(KVState(tokens, bytes(buffer[:written])))
+        with self._lock:
+            self._put(KVState(tokens, bytes(buffer[:written])))
 
     def restore_if_longer(self, llama: llama_cpp.Llama, prompt: list[int]) -> None:
         """Load the saved state sharing the most of ``prompt``, when it beats the live context."""
-        best = max(self._states.values(), key=lambda s: common_prefix(s.tokens, prompt), default=None)
-        if best is None or common_prefix(best.tokens, prompt) <= common_prefix(list(llama._input_ids), prompt):
-            return
+        with self._lock:
+            best = max(self._states.values(), key=lambda s: common_prefix(s.tokens, prompt), default=None)
+            if best is None or common_prefix(best.tokens, prompt) <= common_prefix(list(llama._input_ids), prompt):
+                return
+            self._states.move_to_end(best.tokens)
         buffer = (ctypes.c_uint8 * len(best.data)).from_buffer_copy(best.data)
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llama._ctx.ctx), True)
         if llama_cpp.llama_state_seq_set_data(llama._ctx.ctx, buffer, len(best.data), _SEQUENCE) == 0:
@@ -61,7 +67,6 @@ class PrefixStateCache:
         llama.input_ids[: len(best.tokens)] = best.tokens
         llama.n_tokens = len(best.tokens)
         llama._requires_eval = True
-        self._states.move_to_end(best.tokens)
 
     def _put(self, state: KVState) -> None:
         if state.tokens in self._states:

@@ -3,10 +3,10 @@
 A few ``Llama`` contexts per process (one by default), each driven by one thread at a time (llama.cpp contexts
 are not thread-safe); a generation takes whichever context is free. With one context, a new turn's first words
 wait until every answer started before it is fully written; a second context lets them start while another
-session's long answer is still being written. After every generation a context's KV state is saved in its
-bounded RAM cache keyed by its tokens; before the next one, the state sharing the longest prefix with the new
-prompt is restored when it beats what the live context holds. So sessions taking turns do not evict each
-other's history, and the system prompt stays warm.
+session's long answer is still being written. After every generation the context's KV state is saved in a bounded RAM
+cache keyed by its tokens, shared by the contexts; before the next one, the state sharing the longest prefix
+with the new prompt is restored when it beats what the live context holds. So sessions taking turns do not
+evict each other's history, and the system prompt stays warm.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +64,22 @@ class LlamaCppModel:
         weights again, which counts them again in the resident size)."""
         self._id = model_id
         threads = n_threads or default_threads()
-        self._contexts: list[_Context] = [
-            _Context(
-                llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=n_ctx,
-                    n_threads=threads,
-                    # llama-cpp-python would take every core for the prompt: see default_threads
-                    n_threads_batch=threads,
-                    n_batch=512,
-                    verbose=False,
-                ),
-                PrefixStateCache(prompt_cache_bytes // contexts),
+        self._contexts = [
+            llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,  # llama-cpp-python would take every core for the prompt: see default_threads
+                n_batch=512,
+                verbose=False,
             )
             for _ in range(contexts)
         ]
-        self._free: queue.SimpleQueue[_Context] = queue.SimpleQueue()
+        self._saved_states = PrefixStateCache(prompt_cache_bytes)
+        self._free: queue.SimpleQueue[llama_cpp.Llama] = queue.SimpleQueue()
         for context in self._contexts:
             self._free.put(context)
-        self._llama = self._contexts[0].llama  # tokenizing and the chat template: the same in every context
+        self._llama = self._contexts[0]  # tokenizing and the chat template: the same in every context
         self._formatter = _chat_formatter(self._llama)
         self._template_knows_tools = tool_format.template_knows_tools(self._formatter.template)
         self._executor = ThreadPoolExecutor(max_workers=contexts, thread_name_prefix=f"llm-{model_id}")
@@ -113,7 +109,7 @@ class LlamaCppModel:
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         for context in self._contexts:
-            context.llama.close()
+            context.close()
 
     async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str | ToolCallDelta]:
         loop = asyncio.get_running_loop()
@@ -151,7 +147,7 @@ class LlamaCppModel:
 
     def _generate_blocking(
         self,
-        context: _Context,
+        llama: llama_cpp.Llama,
         request: GenerationRequest,
         stats: GenerationStats,
         stop: threading.Event,
@@ -160,14 +156,13 @@ class LlamaCppModel:
         if stop.is_set():
             stats.finish_reason = "cancelled"
             return
-        llama = context.llama
         budget = request.max_tokens or llama.n_ctx()
         tools = request.tools if request.tool_choice != "none" else []
         reserve = min(budget, llama.n_ctx() // 4)
         tokens = self._fit_prompt(request.messages, tools, reserve)
         budget = min(budget, llama.n_ctx() - len(tokens))
         stats.prompt_tokens = len(tokens)
-        context.saved_states.restore_if_longer(llama, tokens)
+        self._saved_states.restore_if_longer(llama, tokens)
         stats.cached_tokens = _reusable_prefix(list(llama._input_ids), tokens)
         sampling = _Sampling(llama, request.temperature, stats, stop, budget)
         stats.finish_reason = "stop"
@@ -182,7 +177,7 @@ class LlamaCppModel:
         except _Stopped:
             stats.finish_reason = "cancelled"
             return
-        context.saved_states.save(llama)
+        self._saved_states.save(llama)
 
     def _fit_prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], reserve: int) -> list[int]:
         """Drop the oldest turns (never the system prompt or the latest turn) until the prompt fits."""
@@ -202,12 +197,6 @@ class LlamaCppModel:
         shown, template_tools = tool_format.for_template(messages, tools, self._template_knows_tools)
         result = self._formatter(messages=shown, tools=template_tools)
         return self._llama.tokenize(result.prompt.encode(), add_bos=not result.added_special, special=True)
-
-
-@dataclass(frozen=True)
-class _Context:
-    llama: llama_cpp.Llama
-    saved_states: PrefixStateCache
 
 
 class _Stopped(Exception):

@@ -72,8 +72,10 @@ class ClauseChunker:
 
 def _words_end(text: str, words: int) -> int | None:
     """Where an early piece ends when no punctuation came: after ``words`` whole words, or the first whole word
-    after them that is not a glue word."""
+    after them that is neither a glue word nor a number."""
     for count, word in enumerate(_WORD_END.finditer(text), start=1):
-        if count >= words and word.group().strip().lower() not in _GLUE_WORDS:
+        text_of_word = word.group().strip()
+        # Nor after a number: it belongs with what follows ("1000 | personnes" was heard as "féminine").
+        if count >= words and text_of_word.lower() not in _GLUE_WORDS and not any(c.isdigit() for c in text_of_word):
             return word.end()
     return None
