@@ -3,10 +3,10 @@
 A few ``Llama`` contexts per process (one by default), each driven by one thread at a time (llama.cpp contexts
 are not thread-safe); a generation takes whichever context is free. With one context, a new turn's first words
 wait until every answer started before it is fully written; a second context lets them start while another
-session's long answer is still being written. After every generation the context's KV state is saved in a bounded RAM
-cache keyed by its tokens, shared by the contexts; before the next one, the state sharing the longest prefix
-with the new prompt is restored when it beats what the live context holds. So sessions taking turns do not
-evict each other's history, and the system prompt stays warm.
+session's long answer is still being written. After every generation the context's KV state is saved in a
+bounded RAM cache keyed by its tokens, shared by the contexts; before the next one, the state sharing the
+longest prefix with the new prompt is restored when it beats what the live context holds. So sessions taking
+turns do not evict each other's history, and the system prompt stays warm.
 """
 
 from __future__ import annotations
