@@ -24,8 +24,8 @@ PROFILE_RECOGNIZERS: dict[Profile, RecognizerName] = {
 }
 
 # Language-model contexts each profile runs (generations at once). Each more maps the weights again and adds
-# its own buffers (measured for fast: about 600 MB more resident). The default profile, at 1438 MB peak with
-# one, would add Qwen's 491 MB of weights again and pass 1.5 GB.
+# its own KV cache and buffers. The default profile, at 1438 MB peak with one, would add at least Qwen's 491 MB
+# of weights again and pass 1.5 GB.
 PROFILE_LLM_CONTEXTS: dict[Profile, int] = {"fast": 2, "default": 1}
 
 DEFAULT_INSTRUCTIONS = "You are Parley, a helpful voice assistant. Keep your answers short: one to three sentences."
