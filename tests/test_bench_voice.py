@@ -85,9 +85,12 @@ def test_live_run_has_parleys_per_stage_split(bench_run: tuple[dict[str, Any], P
     assert split["source"] == "parley.turn.timings" and split["turns"] == 3
     stages = split["stages_ms"]
     assert list(stages) == list(voice_report.SERVER_STAGES)
-    assert 0 <= stages["turn_detected"]["p50"] <= stages["transcript"]["p50"] <= stages["first_audio"]["p50"]
+    # An answer prepared during the pause can have its transcript before the turn is confirmed over; none can
+    # send audio before either.
     for turn in data["turns"]:
-        assert turn["server_stages_ms"]["first_audio"] is not None
+        at = turn["server_stages_ms"]
+        assert 0 <= at["turn_detected"] <= at["first_audio"]
+        assert 0 <= at["transcript"] <= at["llm_first_token"] <= at["first_audio"]
         assert isinstance(turn["server_audio_end_ms"], int)
 
 

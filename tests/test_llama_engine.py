@@ -71,6 +71,27 @@ async def test_closing_the_stream_stops_generation(llm: LlamaCppModel) -> None:
     assert stream.stats.completion_tokens < 1500
 
 
+async def test_a_held_generation_computes_no_tokens_until_released(llm: LlamaCppModel) -> None:
+    messages = [SYSTEM, {"role": "user", "content": "Count from one to two hundred in words, one per line."}]
+    stream = llm.generate(GenerationRequest(messages=messages, max_tokens=400))
+    deltas = aiter(stream)
+    await anext(deltas)
+    stream.hold.hold()
+    await asyncio.sleep(0.5)  # dozens of tokens' time
+    held_at = stream.stats.completion_tokens
+    await asyncio.sleep(0.5)
+    assert stream.stats.completion_tokens == held_at <= 3  # at most the tokens already under way
+    stream.hold.release()
+    while stream.stats.completion_tokens <= held_at + 2:
+        await asyncio.wait_for(anext(deltas), 30)
+    # Closing a held stream wakes its thread to stop: the next request is served straight after.
+    stream.hold.hold()
+    await asyncio.sleep(0.2)
+    await stream.aclose()
+    await asyncio.wait_for(_complete(llm, [SYSTEM, {"role": "user", "content": "Hi"}], 4), 3)
+    assert stream.stats.finish_reason == "cancelled"  # it was still writing when it was closed
+
+
 async def test_an_overlong_history_is_trimmed_from_the_oldest_turn() -> None:
     path = await asyncio.to_thread(models.resolve, "smollm2-135m-instruct")
     small = await asyncio.to_thread(LlamaCppModel, "small-context", path, n_ctx=512)

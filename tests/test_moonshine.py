@@ -21,7 +21,7 @@ from parley.engines.silero_vad import SileroVad
 from parley.engines.speech import LISTEN_RATE, Transcript
 from parley.engines.whisper import TINY_EN
 from tests.support.noise import NON_SPEECH, pink_noise
-from tests.support.speech import utterances
+from tests.support.speech import utterance, utterances
 
 
 def _clips(folder: str, count: int) -> list[tuple[str, np.ndarray, str]]:
@@ -105,6 +105,8 @@ def test_quiet_speech_between_silences_is_kept(recognizer: MoonshineRecognizer) 
 
 
 class _Fallback:
+    id = "fallback"
+
     def __init__(self) -> None:
         self.heard: list[int] = []
 
@@ -131,3 +133,24 @@ def test_empty_and_malformed_audio(recognizer: MoonshineRecognizer) -> None:
     assert recognizer.transcribe(np.zeros(0, dtype=np.float32)) == Transcript(text="", language="en", audio_seconds=0.0)
     with pytest.raises(ValueError, match="mono"):
         recognizer.transcribe(np.zeros((2, LISTEN_RATE), dtype=np.float32))
+
+
+def test_an_unsure_end_before_the_first_word_gives_way_to_the_word() -> None:
+    logits = np.zeros(8, dtype=np.float32)
+    logits[moonshine._END], logits[5] = 3.0, 2.5  # the end first, but at about 0.4
+    assert moonshine._next_token(logits, first=True) == 5
+    assert moonshine._next_token(logits, first=False) == moonshine._END
+    logits[moonshine._END] = 9.0  # sure of it
+    assert moonshine._next_token(logits, first=True) == moonshine._END
+
+
+def test_a_voiced_word_whose_end_comes_first_is_not_sent_to_the_fallback(
+    recognizer: MoonshineRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "six" with 0.1 s before it: Moonshine's likeliest first token is the end, at about 0.5."""
+    fallback = _Fallback()
+    monkeypatch.setattr(recognizer, "_fallback", fallback)
+    audio = sf.read(utterance("digits_en", "6_nicolas_34").path, dtype="float32")[0]
+    audio = np.concatenate([np.zeros(LISTEN_RATE // 10, dtype=np.float32), audio])
+    assert _timed(recognizer, audio, "six").text
+    assert fallback.heard == []

@@ -28,12 +28,14 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from . import tool_format
 from .kv_states import PrefixStateCache, common_prefix
 from .llama_tools import OutOfTokens, ToolCallWriter
-from .llm import EngineError, GenerationRequest, GenerationStats, TextStream, ToolCallDelta
+from .llm import EngineError, GenerationRequest, GenerationStats, Hold, TextStream, ToolCallDelta
 
 _DONE = object()
 # Saved KV states of past turns (Qwen 0.5B: about 12 kB per token, so some 8,000 tokens of conversations); kept
 # small so the default profile stays within 1.5 GB resident.
 DEFAULT_PROMPT_CACHE_BYTES = 96 * 1024 * 1024
+# The longest a reader may hold a generation (see llm.Hold): a bound, so a forgotten hold cannot stall it.
+MAX_HOLD_S = 5.0
 
 
 def default_threads() -> int:
@@ -92,8 +94,8 @@ class LlamaCppModel:
         return len(self._llama.tokenize(text.encode(), add_bos=False, special=False))
 
     def generate(self, request: GenerationRequest) -> TextStream:
-        stats = GenerationStats()
-        return TextStream(self._stream(request, stats), stats)
+        stats, hold = GenerationStats(), Hold()
+        return TextStream(self._stream(request, stats, hold), stats, hold)
 
     async def warm_up(self, instructions: str) -> None:
         """Run one tiny turn so kernels are warm and the system prompt sits in the KV cache."""
@@ -111,7 +113,9 @@ class LlamaCppModel:
         for context in self._contexts:
             context.close()
 
-    async def _stream(self, request: GenerationRequest, stats: GenerationStats) -> AsyncIterator[str | ToolCallDelta]:
+    async def _stream(
+        self, request: GenerationRequest, stats: GenerationStats, hold: Hold
+    ) -> AsyncIterator[str | ToolCallDelta]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
@@ -119,7 +123,7 @@ class LlamaCppModel:
         def emit(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        loop.run_in_executor(self._executor, self._run, request, stats, stop, emit)
+        loop.run_in_executor(self._executor, self._run, request, stats, hold, stop, emit)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
@@ -133,12 +137,13 @@ class LlamaCppModel:
         self,
         request: GenerationRequest,
         stats: GenerationStats,
+        hold: Hold,
         stop: threading.Event,
         emit: Callable[[object], None],
     ) -> None:
         context = self._free.get()  # the executor runs no more generations than there are contexts
         try:
-            self._generate_blocking(context, request, stats, stop, emit)
+            self._generate_blocking(context, request, stats, hold, stop, emit)
         except Exception as exc:  # reported to the awaiting response, never lost in the thread
             emit(exc)
         finally:
@@ -150,6 +155,7 @@ class LlamaCppModel:
         llama: llama_cpp.Llama,
         request: GenerationRequest,
         stats: GenerationStats,
+        hold: Hold,
         stop: threading.Event,
         emit: Callable[[object], None],
     ) -> None:
@@ -164,7 +170,7 @@ class LlamaCppModel:
         stats.prompt_tokens = len(tokens)
         self._saved_states.restore_if_longer(llama, tokens)
         stats.cached_tokens = _reusable_prefix(list(llama._input_ids), tokens)
-        sampling = _Sampling(llama, request.temperature, stats, stop, budget)
+        sampling = _Sampling(llama, request.temperature, stats, hold, stop, budget)
         stats.finish_reason = "stop"
         try:
             if tools:
@@ -207,11 +213,18 @@ class _Sampling:
     """Token sampling on the shared context for one request: counting, the budget, cancellation."""
 
     def __init__(
-        self, llama: llama_cpp.Llama, temperature: float, stats: GenerationStats, stop: threading.Event, budget: int
+        self,
+        llama: llama_cpp.Llama,
+        temperature: float,
+        stats: GenerationStats,
+        hold: Hold,
+        stop: threading.Event,
+        budget: int,
     ) -> None:
         self._llama = llama
         self._temperature = temperature
         self._stats = stats
+        self._hold = hold
         self._stop = stop
         self._budget = budget
         self._vocab = llama._model.vocab
@@ -229,6 +242,7 @@ class _Sampling:
             yield token
             if self._stats.completion_tokens >= self._budget:
                 raise OutOfTokens
+            self._hold.wait(MAX_HOLD_S)  # before the next token is computed
 
     def next_token_probability(self, prompt: list[int], tokens: set[int]) -> float:
         generated = self._llama.generate(prompt, temp=self._temperature)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -47,18 +48,43 @@ class GenerationStats:
     finish_reason: FinishReason = "stop"
 
 
+class Hold:
+    """Lets the reader of a stream pause a local engine between two tokens, so that work which must finish first
+    (synthesis of the first spoken words) has the CPU to itself. Engines on other machines ignore it."""
+
+    def __init__(self) -> None:
+        self._released = threading.Event()
+        self._released.set()
+
+    @property
+    def held(self) -> bool:
+        return not self._released.is_set()
+
+    def hold(self) -> None:
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait(self, timeout_s: float) -> None:
+        """Block the engine's thread while held, at most ``timeout_s``."""
+        self._released.wait(timeout_s)
+
+
 @dataclass
 class TextStream:
     """Text deltas, then tool-call deltas, as they are generated; ``stats`` is complete once iteration ends."""
 
     deltas: AsyncIterator[str | ToolCallDelta]
     stats: GenerationStats = field(default_factory=GenerationStats)
+    hold: Hold = field(default_factory=Hold)
 
     def __aiter__(self) -> AsyncIterator[str | ToolCallDelta]:
         return self.deltas
 
     async def aclose(self) -> None:
         """Stop generation now; the engine frees what it held."""
+        self.hold.release()  # a held engine thread must wake to see that it is stopped
         close = getattr(self.deltas, "aclose", None)
         if close is not None:
             await close()

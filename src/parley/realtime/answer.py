@@ -96,13 +96,27 @@ class AnswerStream:
                 call = event
                 break
             for clause in chunker.push(event):
-                self._queue.put_nowait(await speaker.say(clause))
+                self._queue.put_nowait(await self._say(speaker, clause))
         if rest := chunker.flush():
-            self._queue.put_nowait(await speaker.say(rest))
+            self._queue.put_nowait(await self._say(speaker, rest))
         if tail := await speaker.finish():
             self._queue.put_nowait(AudioTail(tail))
         if call is not None:
             self._queue.put_nowait(call)
+
+    async def _say(self, speaker: Speaker, clause: str) -> SpokenClause:
+        """Synthesize a clause; the first with the model held, so the first words are heard sooner.
+
+        On two cores the model's next tokens would otherwise take a core from the synthesis (measured on the
+        fast profile: a four-word piece took 142 ms instead of 90 ms), and those tokens are not needed until the
+        first piece has been played."""
+        if speaker.transcript:
+            return await speaker.say(clause)
+        self._stream.hold.hold()
+        try:
+            return await speaker.say(clause)
+        finally:
+            self._stream.hold.release()
 
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:

@@ -29,7 +29,7 @@ DEFAULT_WORKERS = 2
 # or synthesis of another session.
 LISTEN_WORKERS = 1
 # A pause this long inside a turn starts work on the answer before the turn is confirmed over.
-DEFAULT_PAUSE_MS = 96
+DEFAULT_PAUSE_MS = 64
 
 
 @dataclass

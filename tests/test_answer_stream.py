@@ -1,0 +1,44 @@
+"""An answer's first spoken piece is synthesized with the model held, and only the first (unit test: a scripted
+model and a synthesizer that notes whether the model was held while it worked)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from parley.engines.llm import TextStream, ToolCallDelta
+from parley.engines.speech import SpeechChunk
+from parley.realtime.answer import AnswerStream
+from parley.voice.speaker import Speaker, SpokenClause, VoiceSettings
+
+ANSWER = "Sure, I can do that for you. The timer is set for five minutes from now. Anything else?"
+
+
+class _NotingSynthesizer:
+    def __init__(self, stream: TextStream) -> None:
+        self.stream = stream
+        self.held_while_speaking: list[tuple[str, bool]] = []
+
+    def synthesize(self, text: str, voice: str, speed: float = 1.0, language: str | None = None) -> SpeechChunk:
+        self.held_while_speaking.append((text, self.stream.hold.held))
+        return SpeechChunk(np.zeros(2400, dtype=np.int16))
+
+
+async def test_only_the_first_piece_is_spoken_with_the_model_held() -> None:
+    async def deltas() -> AsyncIterator[str | ToolCallDelta]:
+        for word in ANSWER.split():
+            yield word + " "
+
+    stream = TextStream(deltas())
+    synthesizer = _NotingSynthesizer(stream)
+    with ThreadPoolExecutor(1) as pool:
+        speaker = Speaker(synthesizer, VoiceSettings("alloy", 1.0, "en", "pcm16"), lambda s, last: s.tobytes(), pool)
+        answer = AnswerStream(stream, speaker)
+        spoken = [piece.text async for piece in answer.pieces() if isinstance(piece, SpokenClause)]
+        await answer.close()
+    assert len(spoken) >= 3
+    assert synthesizer.held_while_speaking[0] == ("Sure, I can do", True)
+    assert not any(held for _, held in synthesizer.held_while_speaking[1:])
+    assert not stream.hold.held  # released once the first piece was spoken
