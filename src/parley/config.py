@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     llm_contexts: int | None = Field(None, ge=1, le=16, description="local model generations at once")
     speech_threads: int = Field(2, ge=1, description="worker threads for recognition and synthesis")
     early_start_ms: int = Field(
-        64, ge=0, description="pause inside a turn after which the answer is prepared before the turn ends; 0: off"
+        32, ge=0, description="pause inside a turn after which the answer is prepared before the turn ends; 0: off"
     )
     instructions: str = DEFAULT_INSTRUCTIONS
     api_keys: Annotated[list[str], NoDecode] = []
