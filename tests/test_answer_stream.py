@@ -39,6 +39,6 @@ async def test_only_the_first_piece_is_spoken_with_the_model_held() -> None:
         spoken = [piece.text async for piece in answer.pieces() if isinstance(piece, SpokenClause)]
         await answer.close()
     assert len(spoken) >= 3
-    assert synthesizer.held_while_speaking[0] == ("Sure, I can", True)
+    assert synthesizer.held_while_speaking[0] == ("Sure, I can do", True)
     assert not any(held for _, held in synthesizer.held_while_speaking[1:])
     assert not stream.hold.held  # released once the first piece was spoken

@@ -2,11 +2,10 @@
 
 The first piece is cut early so the first audio starts soon: at a sentence end, at a comma once it has a few
 characters, or else after a few words (not right after a word like "the" or "of", which would leave the voice
-hanging on it). Synthesis takes time in proportion to the text, so a three-word first piece is heard about
-0.1-0.2 s sooner than a whole first sentence (and 20 ms sooner at the median than a four-word one, measured on
-the fast profile over 48 turns), at the price of a prosody break that early. So that the next piece is ready
-before those few words have been played, the second piece is cut the same way, after at most twelve words.
-Later pieces wait for a sentence end or a longer clause, which sounds more natural. A decimal point or a dotted
+hanging on it). Synthesis takes time in proportion to the text, so a four-word first piece is heard about
+0.1-0.2 s sooner than a whole first sentence. So that the next piece is ready before those few words have been
+played, the second piece is cut the same way, after at most twelve words. Later pieces wait for a sentence end
+or a longer clause, which sounds more natural. A decimal point or a dotted
 abbreviation inside a word does not end a sentence, because a sentence end needs whitespace after it.
 """
 
@@ -18,7 +17,7 @@ _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"')\]]*\s")  # noqa: RUF001 (CJ
 _CLAUSE_END = re.compile(r"[,;:—–]\s")  # noqa: RUF001 (dashes set clauses apart)
 FIRST_CLAUSE_MIN_CHARS = 12
 # Words after which the first and the second piece are cut when no punctuation came first.
-EARLY_PIECE_WORDS = (3, 12)
+EARLY_PIECE_WORDS = (4, 12)
 # English words a first piece should not end on: it continues to the next word instead.
 # fmt: off
 _GLUE_WORDS = frozenset({
