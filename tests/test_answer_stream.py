@@ -1,8 +1,9 @@
-"""An answer's first spoken piece is synthesized with the model held, and only the first (unit test: a scripted
-model and a synthesizer that notes whether the model was held while it worked)."""
+"""An answer's first spoken piece is synthesized with the model held, only the first, and a slow one not for
+long (unit tests: a scripted model and a synthesizer that notes whether the model was held while it worked)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,28 +11,31 @@ import numpy as np
 
 from parley.engines.llm import TextStream, ToolCallDelta
 from parley.engines.speech import SpeechChunk
-from parley.realtime.answer import AnswerStream
+from parley.realtime.answer import FIRST_PIECE_HOLD_S, AnswerStream
 from parley.voice.speaker import Speaker, SpokenClause, VoiceSettings
 
 ANSWER = "Sure, I can do that for you. The timer is set for five minutes from now. Anything else?"
 
 
 class _NotingSynthesizer:
-    def __init__(self, stream: TextStream) -> None:
+    def __init__(self, stream: TextStream, seconds: float = 0.0) -> None:
         self.stream = stream
-        self.held_while_speaking: list[tuple[str, bool]] = []
+        self.seconds = seconds  # how long each synthesis takes
+        self.held_while_speaking: list[tuple[str, bool]] = []  # noted as each synthesis ends
 
     def synthesize(self, text: str, voice: str, speed: float = 1.0, language: str | None = None) -> SpeechChunk:
+        time.sleep(self.seconds)
         self.held_while_speaking.append((text, self.stream.hold.held))
         return SpeechChunk(np.zeros(2400, dtype=np.int16))
 
 
-async def test_only_the_first_piece_is_spoken_with_the_model_held() -> None:
-    async def deltas() -> AsyncIterator[str | ToolCallDelta]:
-        for word in ANSWER.split():
-            yield word + " "
+async def _deltas() -> AsyncIterator[str | ToolCallDelta]:
+    for word in ANSWER.split():
+        yield word + " "
 
-    stream = TextStream(deltas())
+
+async def test_only_the_first_piece_is_spoken_with_the_model_held() -> None:
+    stream = TextStream(_deltas())
     synthesizer = _NotingSynthesizer(stream)
     with ThreadPoolExecutor(1) as pool:
         speaker = Speaker(synthesizer, VoiceSettings("alloy", 1.0, "en", "pcm16"), lambda s, last: s.tobytes(), pool)
@@ -42,3 +46,15 @@ async def test_only_the_first_piece_is_spoken_with_the_model_held() -> None:
     assert synthesizer.held_while_speaking[0] == ("Sure, I can do", True)
     assert not any(held for _, held in synthesizer.held_while_speaking[1:])
     assert not stream.hold.held  # released once the first piece was spoken
+
+
+async def test_a_slow_first_piece_holds_the_model_only_briefly() -> None:
+    stream = TextStream(_deltas())
+    synthesizer = _NotingSynthesizer(stream, seconds=FIRST_PIECE_HOLD_S + 0.3)
+    with ThreadPoolExecutor(1) as pool:
+        speaker = Speaker(synthesizer, VoiceSettings("alloy", 1.0, "en", "pcm16"), lambda s, last: s.tobytes(), pool)
+        answer = AnswerStream(stream, speaker)
+        first = await anext(aiter(answer.pieces()))
+        await answer.close()
+    assert isinstance(first, SpokenClause) and first.text == "Sure, I can do"
+    assert synthesizer.held_while_speaking[0] == ("Sure, I can do", False)  # released before it was done

@@ -40,6 +40,8 @@ class _Failed:
 
 
 _END = object()
+# The longest the model is held while the first piece is synthesized (see AnswerStream._say).
+FIRST_PIECE_HOLD_S = 0.2
 
 
 class AnswerStream:
@@ -105,18 +107,25 @@ class AnswerStream:
             self._queue.put_nowait(call)
 
     async def _say(self, speaker: Speaker, clause: str) -> SpokenClause:
-        """Synthesize a clause; the first with the model held, so the first words are heard sooner.
+        """Synthesize a clause; the first with the model held for at most ``FIRST_PIECE_HOLD_S``.
 
         On two cores the model's next tokens would otherwise take a core from the synthesis (measured on the
         fast profile: a four-word piece took 142 ms instead of 90 ms), and those tokens are not needed until the
-        first piece has been played."""
+        first piece has been played. A slow voice (Kokoro on two cores takes about a second for a first piece)
+        is not waited for: the next piece's words must still be written in time to follow the first."""
         if speaker.transcript:
             return await speaker.say(clause)
-        self._stream.hold.hold()
+        saying = asyncio.ensure_future(speaker.say(clause))
         try:
-            return await speaker.say(clause)
-        finally:
-            self._stream.hold.release()
+            self._stream.hold.hold()
+            try:
+                await asyncio.wait({saying}, timeout=FIRST_PIECE_HOLD_S)
+            finally:
+                self._stream.hold.release()
+            return await saying
+        except asyncio.CancelledError:
+            saying.cancel()
+            raise
 
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:
