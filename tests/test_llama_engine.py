@@ -73,7 +73,8 @@ async def test_closing_the_stream_stops_generation(llm: LlamaCppModel) -> None:
 
 async def test_a_held_generation_computes_no_tokens_until_released(llm: LlamaCppModel) -> None:
     messages = [SYSTEM, {"role": "user", "content": "Count from one to two hundred in words, one per line."}]
-    stream = llm.generate(GenerationRequest(messages=messages, max_tokens=400))
+    # Greedy, so the answer is the same long count on every run (sampled, the small model may stop early).
+    stream = llm.generate(GenerationRequest(messages=messages, max_tokens=400, temperature=0.0))
     deltas = aiter(stream)
     await anext(deltas)
     stream.hold.hold()
