@@ -28,6 +28,9 @@ class _NotingSynthesizer:
         self.held_while_speaking.append((text, self.stream.hold.held))
         return SpeechChunk(np.zeros(2400, dtype=np.int16))
 
+    def first_piece_words(self, voice: str, language: str | None = None) -> int:
+        return 4
+
 
 async def _deltas() -> AsyncIterator[str | ToolCallDelta]:
     for word in ANSWER.split():

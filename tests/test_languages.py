@@ -47,6 +47,10 @@ def test_switching_voices_for_the_callers_language() -> None:
     fast = load_synthesizers("fast")
     assert fast.choose("alloy", "fr") == VoiceChoice("espeak", "fr+f3", "fr")
     assert fast.choose("alloy", "yo").engine == "piper"
+    # The first spoken piece is as short as the chosen engine's speed allows.
+    assert fast.first_piece_words("alloy", "en") == 3
+    assert default.first_piece_words("alloy", "en") == 4
+    assert default.first_piece_words("alloy", "de") == 3
     # A language no engine speaks is spoken (in English), not refused.
     assert default.synthesize("Ẹ ku aarọ.", "alloy", 1.0, "yo").duration_ms > 0
 

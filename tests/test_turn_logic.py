@@ -140,6 +140,13 @@ def test_without_punctuation_the_first_clause_is_cut_after_a_few_words(text: str
     assert pieces[0] == first
 
 
+def test_a_fast_voice_starts_on_fewer_words() -> None:
+    chunker = ClauseChunker(first_piece_words=3)
+    pieces = [piece for word in ["The", "weather", "today", "is", "sunny"] for piece in chunker.push(word + " ")]
+    assert pieces == ["The weather today"]
+    assert ClauseChunker(first_piece_words=3).push("Turn it to 5 degrees now ") == ["Turn it to 5 degrees"]
+
+
 def test_the_second_clause_is_cut_early_too_so_it_is_ready_in_time() -> None:
     chunker = ClauseChunker()
     text = (

@@ -197,6 +197,9 @@ class EspeakSynthesizer:
     def languages(self) -> frozenset[str]:
         return self._languages
 
+    def first_piece_words(self, voice: str, language: str | None = None) -> int:
+        return 3  # formant synthesis: milliseconds per word
+
     def synthesize(self, text: str, voice: str, speed: float = 1.0, language: str | None = None) -> SpeechChunk:
         """Speak ``text``. ``speed`` maps to words per minute; espeak-ng's floor of 80 makes 0.46 the slowest."""
         name = voices.espeak_voice(voice, language)

@@ -88,3 +88,10 @@ class SpeechSynthesizer(Protocol):
     def synthesize(self, text: str, voice: str, speed: float = 1.0, language: str | None = None) -> SpeechChunk:
         """Speak ``text`` (a clause or sentence) with an OpenAI voice name (mapped to a local voice)."""
         ...
+
+    def first_piece_words(self, voice: str, language: str | None = None) -> int:
+        """After how many words an answer's first spoken piece may be cut (see :mod:`parley.voice.clauses`).
+
+        Fewer words are heard sooner, but the next piece must be written and synthesized while they play: a
+        voice that synthesizes many times faster than real time can start on fewer words than a slow one."""
+        ...

@@ -90,7 +90,7 @@ class AnswerStream:
 
     async def _speak(self, speaker: Speaker, events: AsyncIterator[str | ToolCallDelta]) -> None:
         """Speak the text up to the first call (which is queued after the speech), or to the end."""
-        chunker = ClauseChunker()
+        chunker = ClauseChunker(speaker.first_piece_words)
         call: ToolCallDelta | None = None
         async for event in events:
             self._mark_first_token()

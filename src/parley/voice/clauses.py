@@ -3,8 +3,9 @@
 The first piece is cut early so the first audio starts soon: at a sentence end, at a comma once it has a few
 characters, or else after a few words (not right after a word like "the" or "of", which would leave the voice
 hanging on it). Synthesis takes time in proportion to the text, so a four-word first piece is heard about
-0.1-0.2 s sooner than a whole first sentence. So that the next piece is ready before those few words have been
-played, the second piece is cut the same way, after at most twelve words. Later pieces wait for a sentence end
+0.1-0.2 s sooner than a whole first sentence; how few words a voice can start on depends on how fast it
+synthesizes (``SpeechSynthesizer.first_piece_words``). So that the next piece is ready before those few words
+have been played, the second piece is cut the same way, after at most twelve words. Later pieces wait for a sentence end
 or a longer clause, which sounds more natural. A decimal point or a dotted
 abbreviation inside a word does not end a sentence, because a sentence end needs whitespace after it.
 """
@@ -16,8 +17,10 @@ import re
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"')\]]*\s")  # noqa: RUF001 (CJK full stops end sentences too)
 _CLAUSE_END = re.compile(r"[,;:—–]\s")  # noqa: RUF001 (dashes set clauses apart)
 FIRST_CLAUSE_MIN_CHARS = 12
-# Words after which the first and the second piece are cut when no punctuation came first.
-EARLY_PIECE_WORDS = (4, 12)
+# Words after which the first (unless the voice says otherwise) and the second piece are cut when no
+# punctuation came first.
+FIRST_PIECE_WORDS = 4
+SECOND_PIECE_WORDS = 12
 # English words a first piece should not end on: it continues to the next word instead.
 # fmt: off
 _GLUE_WORDS = frozenset({
@@ -33,9 +36,10 @@ MAX_CHARS = 180
 
 
 class ClauseChunker:
-    def __init__(self) -> None:
+    def __init__(self, first_piece_words: int = FIRST_PIECE_WORDS) -> None:
         self._pending = ""
         self._emitted = 0
+        self._early_piece_words = (first_piece_words, SECOND_PIECE_WORDS)
 
     def push(self, text: str) -> list[str]:
         """Add streamed text; return the pieces now complete (possibly none)."""
@@ -57,12 +61,12 @@ class ClauseChunker:
         text = self._pending
         if sentence := _SENTENCE_END.search(text):
             return sentence.end()
-        early = self._emitted < len(EARLY_PIECE_WORDS)
+        early = self._emitted < len(self._early_piece_words)
         min_chars = FIRST_CLAUSE_MIN_CHARS if early else CLAUSE_MIN_CHARS
         for clause in _CLAUSE_END.finditer(text):
             if clause.end() >= min_chars:
                 return clause.end()
-        if early and (words := _words_end(text, EARLY_PIECE_WORDS[self._emitted])) is not None:
+        if early and (words := _words_end(text, self._early_piece_words[self._emitted])) is not None:
             return words
         if len(text) > MAX_CHARS:
             space = text.rfind(" ", 0, MAX_CHARS)

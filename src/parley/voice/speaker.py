@@ -48,6 +48,11 @@ class Speaker:
         self.spoken_ms = 0
         self.transcript = ""
 
+    @property
+    def first_piece_words(self) -> int:
+        """After how many words the answer's first piece may be cut, for this voice and language."""
+        return self._synthesizer.first_piece_words(self.settings.voice, self.settings.language)
+
     async def say(self, clause: str) -> SpokenClause:
         loop = asyncio.get_running_loop()
         chunk, audio = await loop.run_in_executor(self._pool, self._synthesize, clause)

@@ -170,6 +170,9 @@ class Synthesizers:
     def choose(self, openai_voice: str, language: str | None) -> VoiceChoice:
         return choose_voice(openai_voice, language, self.profile, self._languages)
 
+    def first_piece_words(self, voice: str, language: str | None = None) -> int:
+        return self.engines[self.choose(voice, language).engine].first_piece_words(voice, language)
+
     def synthesize(self, text: str, voice: str, speed: float = 1.0, language: str | None = None) -> SpeechChunk:
         """Speak ``text`` with the engine and voice :meth:`choose` picks; ``speed`` within :data:`SPEED_RANGE`."""
         if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
