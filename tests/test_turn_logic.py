@@ -117,7 +117,7 @@ def test_first_clause_is_cut_early_and_sentences_after() -> None:
         pieces += chunker.push(token + " ")
     # The first comma past a few words cuts; later only a sentence end does; "18.5" is no sentence end.
     assert pieces == ["Well, let me see,", "I can help with that."]
-    assert chunker.flush() == "It is 18.5 degrees today, sunny"
+    assert chunker.next_piece(final=True) == "It is 18.5 degrees today, sunny"
 
 
 @pytest.mark.parametrize(
@@ -159,6 +159,27 @@ def test_the_second_clause_is_cut_early_too_so_it_is_ready_in_time() -> None:
     assert pieces[:2] == ["The weather in New", "York is consistently hot and humid,"]
     # From the third piece on, only a sentence end (or a long clause) cuts.
     assert pieces[2:] == [text[len("The weather in New York is consistently hot and humid, ") :].strip()]
+
+
+def test_a_piece_after_the_first_is_cut_in_time() -> None:
+    chunker = ClauseChunker()
+    assert chunker.push("Run part of time ") == ["Run part of time"]
+    chunker.add("to focus on work or personal tasks. ")
+    # Not on "or" (a glue word), though it fits too.
+    assert chunker.next_piece(max_chars=20) == "to focus on work"
+    assert chunker.next_piece(max_chars=20) == "or personal tasks."
+    chunker.add("Then the next one")
+    assert chunker.next_piece(max_chars=0) == "Then the"  # never fewer than two words
+    assert chunker.next_piece(max_chars=0) is None  # "next" may go on: the rest waits for its words
+    assert chunker.next_piece(max_chars=100, final=True) == "next one"
+
+
+def test_the_first_piece_is_never_cut_for_time() -> None:
+    chunker = ClauseChunker()
+    chunker.add("The weather today is ")
+    assert chunker.next_piece(max_chars=0) is None
+    chunker.add("sunny ")
+    assert chunker.next_piece(max_chars=0) == "The weather today is sunny"
 
 
 def test_a_long_run_on_text_is_still_cut() -> None:

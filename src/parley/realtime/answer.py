@@ -97,10 +97,11 @@ class AnswerStream:
             if isinstance(event, ToolCallDelta):
                 call = event
                 break
-            for clause in chunker.push(event):
+            chunker.add(event)
+            while (clause := chunker.next_piece(speaker.chars_in_time(time.monotonic()))) is not None:
                 self._queue.put_nowait(await self._say(speaker, clause))
-        if rest := chunker.flush():
-            self._queue.put_nowait(await self._say(speaker, rest))
+        while (clause := chunker.next_piece(speaker.chars_in_time(time.monotonic()), final=True)) is not None:
+            self._queue.put_nowait(await self._say(speaker, clause))
         if tail := await speaker.finish():
             self._queue.put_nowait(AudioTail(tail))
         if call is not None:

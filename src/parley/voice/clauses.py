@@ -6,8 +6,11 @@ hanging on it). Synthesis takes time in proportion to the text, so a four-word f
 0.1-0.2 s sooner than a whole first sentence; how few words a voice can start on depends on how fast it
 synthesizes (``SpeechSynthesizer.first_piece_words``). So that the next piece is ready before those few words
 have been played, the second piece is cut the same way, after at most twelve words. Later pieces wait for a sentence end
-or a longer clause, which sounds more natural. A decimal point or a dotted
-abbreviation inside a word does not end a sentence, because a sentence end needs whitespace after it.
+or a longer clause, which sounds more natural. When the caller says how many characters the voice can still
+synthesize before the audio already made has been played, a piece after the first is cut at a word within that
+(a slow voice, or a busy machine, then speaks in shorter pieces instead of leaving silence between them).
+A decimal point or a dotted abbreviation inside a word does not end a sentence, because a sentence end needs
+whitespace after it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ _GLUE_WORDS = frozenset({
 # fmt: on
 _WORD_END = re.compile(r"\S+\s")
 CLAUSE_MIN_CHARS = 60
+# A piece cut for time has at least this many words: each synthesis has a fixed cost (some 0.4 s for Kokoro on
+# two cores), so one-word pieces would fall further behind.
+DEADLINE_MIN_WORDS = 2
 # A run-on text with no punctuation is still cut, at a space, so speech never waits too long.
 MAX_CHARS = 180
 
@@ -42,22 +48,35 @@ class ClauseChunker:
         self._early_piece_words = (first_piece_words, SECOND_PIECE_WORDS)
 
     def push(self, text: str) -> list[str]:
-        """Add streamed text; return the pieces now complete (possibly none)."""
+        """Add streamed text; return the pieces now complete (possibly none), with no deadline."""
+        self.add(text)
+        return list(iter(self.next_piece, None))
+
+    def add(self, text: str) -> None:
         self._pending += text
-        pieces: list[str] = []
-        while (cut := self._cut_point()) is not None:
+
+    def next_piece(self, max_chars: int | None = None, *, final: bool = False) -> str | None:
+        """The next complete piece of the text added so far, or None. ``max_chars``: the longest piece that
+        would still be ready in time (None: no deadline; the first piece is never cut for time). ``final``: the
+        text has ended, so what is left is complete."""
+        while (cut := self._cut_point(max_chars, final)) is not None:
             piece, self._pending = self._pending[:cut].strip(), self._pending[cut:]
             if piece:
-                pieces.append(piece)
                 self._emitted += 1
-        return pieces
+                return piece
+        return None
 
-    def flush(self) -> str | None:
-        """What is left when the text ends."""
-        piece, self._pending = self._pending.strip(), ""
-        return piece or None
+    def _cut_point(self, max_chars: int | None, final: bool) -> int | None:
+        planned = self._rest_end() if final else self._planned_cut_point()
+        if max_chars is None or self._emitted == 0:
+            return planned
+        return _deadline_end(self._pending[:planned], max_chars, planned is not None) or planned
 
-    def _cut_point(self) -> int | None:
+    def _rest_end(self) -> int | None:
+        """Where the last piece ends once the text has ended: all that is left."""
+        return len(self._pending) if self._pending.strip() else None
+
+    def _planned_cut_point(self) -> int | None:
         text = self._pending
         if sentence := _SENTENCE_END.search(text):
             return sentence.end()
@@ -83,3 +102,19 @@ def _words_end(text: str, words: int) -> int | None:
         if count >= words and text_of_word.lower() not in _GLUE_WORDS and not any(c.isdigit() for c in text_of_word):
             return word.end()
     return None
+
+
+def _deadline_end(text: str, max_chars: int, complete: bool) -> int | None:
+    """Where a piece that must be ready in time ends: after the last whole word within ``max_chars`` (not on a
+    glue word where another word will do), at least :data:`DEADLINE_MIN_WORDS` words in. None when no cut for
+    time is needed: the piece (``complete``) or the whole words so far still fit in ``max_chars``."""
+    ends = [word.end() for word in _WORD_END.finditer(text)]
+    if complete and (not ends or ends[-1] < len(text.rstrip())):
+        ends.append(len(text))  # the planned piece's last word has no whitespace after it yet
+    if len(ends) < DEADLINE_MIN_WORDS or len(text[: ends[-1]].rstrip()) <= max_chars:
+        return None
+    fitting = [end for end in ends[DEADLINE_MIN_WORDS - 1 :] if len(text[:end].rstrip()) <= max_chars]
+    if not fitting:
+        return ends[DEADLINE_MIN_WORDS - 1]
+    unglued = [end for end in fitting if text[:end].split()[-1].lower() not in _GLUE_WORDS]
+    return (unglued or fitting)[-1]
