@@ -5,8 +5,8 @@ characters, or else after a few words (not right after a word like "the" or "of"
 hanging on it). Synthesis takes time in proportion to the text, so a four-word first piece is heard about
 0.1-0.2 s sooner than a whole first sentence; how few words a voice can start on depends on how fast it
 synthesizes (``SpeechSynthesizer.first_piece_words``). So that the next piece is ready before those few words
-have been played, the second piece is cut the same way, after at most twelve words. Later pieces wait for a sentence end
-or a longer clause, which sounds more natural. When the caller says how many characters the voice can still
+have been played, the second piece is cut the same way, after at most twelve words. Later pieces wait for a
+sentence end or a longer clause, which sounds more natural. When the caller says how many characters the voice can still
 synthesize before the audio already made has been played, a piece after the first is cut at a word within that
 (a slow voice, or a busy machine, then speaks in shorter pieces instead of leaving silence between them).
 A decimal point or a dotted abbreviation inside a word does not end a sentence, because a sentence end needs

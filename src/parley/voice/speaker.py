@@ -69,7 +69,7 @@ class Speaker:
         Synthesis time is taken as proportional to the text at the rate measured on this answer's clauses so far
         (which includes the engine's fixed cost per call, so it errs on the safe side for longer clauses), and
         counts the wait for a worker: under load it is what the next clause will take too."""
-        if self._first_ready_at is None or self._synthesized_chars == 0:
+        if self._first_ready_at is None or self._synthesis_s <= 0 or self._synthesized_chars == 0:
             return None
         queued_ms = self.spoken_ms - (now - self._first_ready_at) * 1000
         ms_per_char = self._synthesis_s * 1000 / self._synthesized_chars
