@@ -94,6 +94,12 @@ def test_semantic_vad_reports_the_pause_before_asking_the_model() -> None:
     assert kinds == ["speech_started", "pause", "EndOfTurnQuestion", "speech_stopped"]
 
 
+def _push(chunker: ClauseChunker, text: str) -> list[str]:
+    """Add streamed text; the pieces it completes, with no deadline."""
+    chunker.add(text)
+    return list(iter(chunker.next_piece, None))
+
+
 def test_first_clause_is_cut_early_and_sentences_after() -> None:
     chunker = ClauseChunker()
     pieces: list[str] = []
@@ -114,7 +120,7 @@ def test_first_clause_is_cut_early_and_sentences_after() -> None:
         "today,",
         "sunny",
     ]:
-        pieces += chunker.push(token + " ")
+        pieces += _push(chunker, token + " ")
     # The first comma past a few words cuts; later only a sentence end does; "18.5" is no sentence end.
     assert pieces == ["Well, let me see,", "I can help with that."]
     assert chunker.next_piece(final=True) == "It is 18.5 degrees today, sunny"
@@ -136,15 +142,15 @@ def test_without_punctuation_the_first_clause_is_cut_after_a_few_words(text: str
     chunker = ClauseChunker()
     pieces: list[str] = []
     for word in text.split(" "):
-        pieces += chunker.push(word + " ")
+        pieces += _push(chunker, word + " ")
     assert pieces[0] == first
 
 
 def test_a_fast_voice_starts_on_fewer_words() -> None:
     chunker = ClauseChunker(first_piece_words=3)
-    pieces = [piece for word in ["The", "weather", "today", "is", "sunny"] for piece in chunker.push(word + " ")]
+    pieces = [piece for word in ["The", "weather", "today", "is", "sunny"] for piece in _push(chunker, word + " ")]
     assert pieces == ["The weather today"]
-    assert ClauseChunker(first_piece_words=3).push("Turn it to 5 degrees now ") == ["Turn it to 5 degrees"]
+    assert _push(ClauseChunker(first_piece_words=3), "Turn it to 5 degrees now ") == ["Turn it to 5 degrees"]
 
 
 def test_the_second_clause_is_cut_early_too_so_it_is_ready_in_time() -> None:
@@ -155,7 +161,7 @@ def test_the_second_clause_is_cut_early_too_so_it_is_ready_in_time() -> None:
     )
     pieces: list[str] = []
     for word in text.split(" "):
-        pieces += chunker.push(word + " ")
+        pieces += _push(chunker, word + " ")
     assert pieces[:2] == ["The weather in New", "York is consistently hot and humid,"]
     # From the third piece on, only a sentence end (or a long clause) cuts.
     assert pieces[2:] == [text[len("The weather in New York is consistently hot and humid, ") :].strip()]
@@ -163,7 +169,7 @@ def test_the_second_clause_is_cut_early_too_so_it_is_ready_in_time() -> None:
 
 def test_a_piece_after_the_first_is_cut_in_time() -> None:
     chunker = ClauseChunker()
-    assert chunker.push("Run part of time ") == ["Run part of time"]
+    assert _push(chunker, "Run part of time ") == ["Run part of time"]
     chunker.add("to focus on work or personal tasks. ")
     # Not on "or" (a glue word), though it fits too.
     assert chunker.next_piece(max_chars=20) == "to focus on work"
@@ -184,7 +190,7 @@ def test_the_first_piece_is_never_cut_for_time() -> None:
 
 def test_a_long_run_on_text_is_still_cut() -> None:
     chunker = ClauseChunker()
-    pieces = chunker.push("word " * 100)
+    pieces = _push(chunker, "word " * 100)
     assert pieces and all(len(piece) <= 180 for piece in pieces)
 
 

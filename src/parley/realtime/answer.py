@@ -98,14 +98,17 @@ class AnswerStream:
                 call = event
                 break
             chunker.add(event)
-            while (clause := chunker.next_piece(speaker.chars_in_time(time.monotonic()))) is not None:
-                self._queue.put_nowait(await self._say(speaker, clause))
-        while (clause := chunker.next_piece(speaker.chars_in_time(time.monotonic()), final=True)) is not None:
-            self._queue.put_nowait(await self._say(speaker, clause))
+            await self._say_complete_pieces(speaker, chunker)
+        await self._say_complete_pieces(speaker, chunker, final=True)
         if tail := await speaker.finish():
             self._queue.put_nowait(AudioTail(tail))
         if call is not None:
             self._queue.put_nowait(call)
+
+    async def _say_complete_pieces(self, speaker: Speaker, chunker: ClauseChunker, *, final: bool = False) -> None:
+        """Speak each piece the text so far completes, each cut short enough to be ready in time."""
+        while (clause := chunker.next_piece(speaker.chars_in_time(time.monotonic()), final=final)) is not None:
+            self._queue.put_nowait(await self._say(speaker, clause))
 
     async def _say(self, speaker: Speaker, clause: str) -> SpokenClause:
         """Synthesize a clause; the first with the model held for at most ``FIRST_PIECE_HOLD_S``.

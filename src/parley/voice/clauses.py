@@ -47,11 +47,6 @@ class ClauseChunker:
         self._emitted = 0
         self._early_piece_words = (first_piece_words, SECOND_PIECE_WORDS)
 
-    def push(self, text: str) -> list[str]:
-        """Add streamed text; return the pieces now complete (possibly none), with no deadline."""
-        self.add(text)
-        return list(iter(self.next_piece, None))
-
     def add(self, text: str) -> None:
         self._pending += text
 
