@@ -19,7 +19,15 @@ import soundfile as sf
 from parley import models
 from parley.bench.wer import corpus_wer, normalize, wer
 from parley.engines.speech import LISTEN_RATE, Transcript
-from parley.engines.whisper import BASE, TINY_EN, WhisperRecognizer, load_recognizer, model_dir
+from parley.engines.whisper import (
+    BASE,
+    TINY_EN,
+    WhisperRecognizer,
+    load_recognizer,
+    model_dir,
+    window_frames,
+    without_repetition,
+)
 from tests.conformance.paths import shared_dir
 from tests.support.noise import NON_SPEECH, pink_noise
 
@@ -163,6 +171,86 @@ def test_forced_language_and_prompt(cache_dir: Path) -> None:
     assert normalize(result.text, "fr").endswith("les rideaux")
     # The English-only model answers in English whatever it is asked.
     assert _timed(load_recognizer(TINY_EN), clip.audio, f"{clip.id} asked fr", language="fr").language == "en"
+
+
+# --- the encoder window -------------------------------------------------------------------------
+
+
+def test_window_is_the_turn_plus_three_seconds_in_whole_seconds_at_most_thirty() -> None:
+    assert window_frames(1) == 400
+    assert window_frames(LISTEN_RATE) == 400
+    assert window_frames(LISTEN_RATE + 1) == 500
+    assert window_frames(int(2.12 * LISTEN_RATE)) == 600
+    assert window_frames(27 * LISTEN_RATE) == 3000
+    assert window_frames(60 * LISTEN_RATE) == 3000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Never mind. Never mind. Never mind. Never", "Never mind."),
+        ("Lock the front door. Lock the front door.", "Lock the front door."),
+        ("Run party time Run party time Run party time", "Run party time"),
+        ("Yes. Yes.", "Yes."),
+        ("That is that.", "That is that."),
+        ("Set a timer for five minutes.", "Set a timer for five minutes."),
+        ("Two, four, two, five.", "Two, four, two, five."),
+        ("", ""),
+    ],
+)
+def test_a_transcript_read_twice_is_cut_to_one_reading(text: str, expected: str) -> None:
+    assert without_repetition(text) == expected
+
+
+class _EncodeSpy:
+    """Records the frames of each encoder window a recognizer asks for (the real encoder still runs)."""
+
+    def __init__(self, recognizer: WhisperRecognizer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.frames: list[int] = []
+        encode = recognizer._encode
+
+        def spy(audio: np.ndarray, frames: int) -> object:
+            self.frames.append(frames)
+            return encode(audio, frames)
+
+        monkeypatch.setattr(recognizer, "_encode", spy)
+
+
+@pytest.mark.parametrize("name", [TINY_EN, BASE])
+def test_a_short_turn_is_encoded_once_in_a_short_window(
+    name: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recognizer = load_recognizer(name, cache_dir)
+    (clip,) = [c for c in _clips("commands_en", 2) if c.id == "en-lock_the_Front_Door"]
+    spy = _EncodeSpy(recognizer, monkeypatch)
+    result = _timed(recognizer, clip.audio, clip.id)
+    assert spy.frames == [600]
+    assert (normalize(result.text), result.language) == ("lock the front door", "en")
+
+
+def test_an_unsure_language_is_detected_again_in_the_full_window(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = load_recognizer(BASE, cache_dir)
+    (clip,) = _clips("commands_fr", 1)
+    spy = _EncodeSpy(base, monkeypatch)
+    detect = base._detect_language
+    answers = iter([("en", 0.3)])  # the short window's answer, made unsure; the full window's is the model's
+
+    monkeypatch.setattr(base, "_detect_language", lambda encoded: next(answers, None) or detect(encoded))
+    result = _timed(base, clip.audio, f"{clip.id} unsure at first")
+    assert spy.frames == [window_frames(len(clip.audio)), 3000]
+    assert result.language == "fr"
+    assert normalize(result.text, "fr").endswith("les rideaux")
+
+
+def test_a_turn_longer_than_one_window_is_transcribed_whole(cache_dir: Path) -> None:
+    clips = _clips("ljspeech_en", 5)
+    audio = np.concatenate([c.audio for c in clips])
+    assert len(audio) > 27 * LISTEN_RATE  # too long for one window with its silence
+    result = _timed(load_recognizer(BASE, cache_dir), audio, "five sentences")
+    assert result.language == "en"
+    assert wer(" ".join(c.text for c in clips), result.text) <= 0.15
 
 
 # --- non-speech -----------------------------------------------------------------------------------

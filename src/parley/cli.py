@@ -193,6 +193,42 @@ def bench_voice(
         raise typer.Exit(1)
 
 
+@bench_app.command("recognizers")
+def bench_recognizers(
+    recognizer: Annotated[
+        list[str] | None, typer.Option(help="Recognizer to measure; repeatable [default: all]")
+    ] = None,
+    speech: Annotated[
+        list[str] | None,
+        typer.Option(help="Speech folder, its manifest or a shared folder's name; repeatable [default: all shared]"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N utterances of each folder")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Threads per recognizer [default: the server's]")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+) -> None:
+    """Word error rate, detected language and time per clip of the speech recognizers, in this process."""
+    from .bench import recognizers, recordings
+    from .engines.recognizers import RECOGNIZERS
+
+    unknown = sorted(set(recognizer or ()) - set(RECOGNIZERS))
+    if unknown:
+        expected = ", ".join(RECOGNIZERS)
+        typer.echo(f"parley: unknown recognizer {', '.join(unknown)}; expected one of {expected}", err=True)
+        raise typer.Exit(2)
+    sources = [recordings.speech_source(name) for name in speech] if speech else recordings.shared_sources()
+    try:
+        utterances = [u for source in sources for u in recordings.load_utterances([source])[:limit]]
+    except (OSError, ValueError) as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+    results = recognizers.run(
+        recognizer or list(RECOGNIZERS), utterances, threads, on_clip=lambda line: typer.echo(line, err=True)
+    )
+    typer.echo(recognizers.markdown(results))
+    if json_out is not None:
+        json_out.write_text(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
+
+
 @bench_app.command("compare")
 def bench_compare(
     results: Annotated[list[Path], typer.Argument(help="results.json files of `parley bench voice --out`")],

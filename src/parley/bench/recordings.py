@@ -100,6 +100,11 @@ def default_sources() -> list[Path]:
     return [speech_source(name) for name in DEFAULT_FOLDERS]
 
 
+def shared_sources() -> list[Path]:
+    """Every folder of the shared recordings, by name."""
+    return sorted(path.parent for path in (shared_dir() / "speech").glob("*/manifest.jsonl"))
+
+
 def load_utterances(sources: Sequence[Path]) -> list[Utterance]:
     """Utterances of each source in order; a source is a ``manifest.jsonl`` or a folder that holds one."""
     utterances = []
