@@ -49,3 +49,10 @@ def test_unknown_recognizer_is_refused() -> None:
     run = _bench("--recognizer", "whisper-huge")
     assert run.returncode == 2
     assert "unknown recognizer whisper-huge" in run.stderr
+
+
+def test_a_folder_without_utterances_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "manifest.jsonl").write_text("")
+    run = _bench("--recognizer", "whisper-tiny.en", "--speech", str(tmp_path))
+    assert run.returncode == 2
+    assert "no utterances" in run.stderr

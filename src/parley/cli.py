@@ -221,6 +221,9 @@ def bench_recognizers(
     except (OSError, ValueError) as exc:
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
+    if not utterances:
+        typer.echo("parley: no utterances in " + ", ".join(map(str, sources)), err=True)
+        raise typer.Exit(2)
     results = recognizers.run(
         recognizer or list(RECOGNIZERS), utterances, threads, on_clip=lambda line: typer.echo(line, err=True)
     )
