@@ -13,12 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import soxr
 
 from ..engines.recognizers import load_recognizer
 from ..engines.silero_vad import SileroVad
-from ..engines.speech import LISTEN_RATE, SpeechRecognizer
-from .recordings import Utterance, read_wav
+from ..engines.speech import SpeechRecognizer
+from .recordings import Utterance, read_wav, to_listen_rate
 from .wer import corpus_wer
 
 __all__ = ["FolderResult", "markdown", "run"]
@@ -40,10 +39,7 @@ class FolderResult:
 
 
 def _listen_audio(utterance: Utterance) -> np.ndarray:
-    audio, rate = read_wav(utterance.audio)
-    if rate != LISTEN_RATE:
-        audio = soxr.resample(audio, rate, LISTEN_RATE)
-    return np.ascontiguousarray(audio, dtype=np.float32)
+    return np.ascontiguousarray(to_listen_rate(*read_wav(utterance.audio)), dtype=np.float32)
 
 
 def _folder_result(

@@ -151,9 +151,14 @@ def _vad() -> SileroVad:
     return SileroVad.from_source()
 
 
+def to_listen_rate(audio: np.ndarray, rate: int) -> np.ndarray:
+    """``audio`` at the rate the server's models listen at (16 kHz)."""
+    return soxr.resample(audio, rate, LISTEN_RATE, quality="HQ") if rate != LISTEN_RATE else audio
+
+
 def last_voiced_ms(audio: np.ndarray, rate: int) -> float | None:
     """Where the last stretch of speech ends, in ms from the start; None if Silero VAD finds no speech."""
-    listen = soxr.resample(audio, rate, LISTEN_RATE, quality="HQ") if rate != LISTEN_RATE else audio
+    listen = to_listen_rate(audio, rate)
     speech_end = _silero_speech_end(listen)
     if speech_end is None:
         return None
