@@ -147,7 +147,7 @@ async def test_speaking_over_the_answer_stops_it_and_truncates_to_what_was_heard
     assert "[interrupted]" in printed or "(interrupted after" in printed, printed
     # The second question was heard and answered in full. Its recording opens with a click that the VAD takes for
     # a short turn at some frame phases (how the 32 ms frames fall depends on how long the answer played): that
-    # turn has no words, and is left out here.
+    # turn has no words, so it is not answered (no second truncation above), and is left out here.
     heard = [turn for turn in log.user_turns if turn]
     assert len(heard) == 2 and wer(second.text, heard[1]) <= TRANSCRIPT_WER, log
     assert log.answers[-1][0] in {"completed", "incomplete"}, log

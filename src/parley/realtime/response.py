@@ -185,6 +185,10 @@ class Response:
         context = params.input_items if params.input_items is not None else self._conversation.items
         await self._sink.transcripts_ready(context)
         self._input_audio_ms = sum(_audio_ms(part) for item in context for part in item.content)
+        if self.turn is not None and _wordless(context, self.turn.item_id):
+            # A click or a breath the VAD took for speech: a model asked to answer nothing makes something up,
+            # and its audio would talk over the caller who is about to speak. Done, with nothing said.
+            return
         request = await self.request_for(context)
         speaker = self.speaker_for(context)
         self._started = time.monotonic()
@@ -346,6 +350,12 @@ async def _chain(first: ToolCallDelta, rest: AsyncIterator[Piece | ToolCallDelta
     async for piece in rest:
         if isinstance(piece, ToolCallDelta):
             yield piece
+
+
+def _wordless(context: list[Item], item_id: str) -> bool:
+    """Whether the user turn ``item_id`` was transcribed as no words at all."""
+    turn = next((item for item in context if item.id == item_id), None)
+    return turn is not None and all(not (part.transcript or "").strip() for part in turn.content)
 
 
 def _b64(data: bytes) -> str:
