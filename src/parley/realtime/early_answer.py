@@ -72,6 +72,8 @@ class EarlyAnswer:
 
     async def _prepare(self, session: RealtimeSession, item_id: str) -> None:
         transcript = await self.transcript
+        if not transcript.text.strip():
+            return  # a turn without words is not answered (see Response): nothing to prepare
         part = ContentPart(type="input_audio", transcript=transcript.text, language=transcript.language)
         context = [*session.conversation.items, Item(id=item_id, type="message", role="user", content=[part])]
         draft = session.default_response()  # the response this turn would get, were it over now
