@@ -4,14 +4,12 @@ not asked, and the response ends with nothing said. A client that asks for a res
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
 from parley.engines.llm import GenerationRequest
-from parley.engines.speech import Transcript
 from parley.realtime.conversation import Conversation
 from parley.realtime.dialect import Dialect
 from parley.realtime.early_answer import EarlyAnswer
@@ -21,7 +19,7 @@ from parley.realtime.response_params import GAResponseCreate
 from parley.realtime.session_config import SessionConfig
 from parley.realtime.turn_timing import TurnTiming
 from tests.conformance.validator import assert_conformant
-from tests.support.scripted import RecordingSink, ScriptedModel
+from tests.support.scripted import RecordingSink, ScriptedModel, early_answer_session
 
 
 def _user_turn(transcript: str) -> Item:
@@ -66,18 +64,9 @@ async def test_a_response_the_client_asked_for_answers_even_a_wordless_turn() ->
 
 
 async def test_an_early_answer_to_a_pause_without_words_does_not_start_the_model() -> None:
-    async def transcribe(audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
-        return Transcript("", None, len(audio) / 16_000)
-
     model = ScriptedModel(["Sure."])
-    session = SimpleNamespace(
-        config=SimpleNamespace(transcription=None),
-        voice=SimpleNamespace(transcribe=transcribe),
-        llm=model,
-        conversation=Conversation(),
-        default_response=lambda: pytest.fail("an answer was drafted for a turn without words"),
-    )
-    early = EarlyAnswer(session, "item_turn", np.zeros(16_000, dtype=np.float32))  # type: ignore[arg-type]
+    session = early_answer_session("", model)
+    early = EarlyAnswer(session, "item_turn", np.zeros(16_000, dtype=np.float32))
     question = GenerationRequest(messages=[{"role": "user", "content": ""}])
     assert await early.take(question, None) is None
     assert model.requests == []

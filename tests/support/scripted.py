@@ -1,12 +1,20 @@
-"""Small fakes for a response's unit tests: a model that replays fixed deltas, a session that records events."""
+"""Small fakes for unit tests of a response or an early answer: a model that replays fixed deltas, a session
+that records events, a session that only transcribes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+import pytest
+
 from parley.engines.llm import GenerationRequest, GenerationStats, TextStream, ToolCallDelta
+from parley.engines.speech import Transcript
 from parley.ids import new_id
+from parley.realtime.conversation import Conversation
 from parley.realtime.dialect import Dialect
 from parley.realtime.items import Item
 from parley.realtime.session_config import SessionConfig
@@ -61,3 +69,21 @@ class RecordingSink:
 
     def report_turn(self, response_id: str, timing: Any) -> None:
         return None
+
+
+def early_answer_session(transcript: str, model: ScriptedModel, delay_s: float = 0.0) -> Any:
+    """Just enough of a session for an ``EarlyAnswer``: a recognizer that hears ``transcript`` after
+    ``delay_s``, no transcription settings, an empty conversation, and ``model``. Drafting a response fails the
+    test unless the caller replaces ``default_response``."""
+
+    async def transcribe(audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
+        await asyncio.sleep(delay_s)
+        return Transcript(transcript, None, len(audio) / 16_000)
+
+    return SimpleNamespace(
+        config=SimpleNamespace(transcription=None),
+        voice=SimpleNamespace(transcribe=transcribe),
+        llm=model,
+        conversation=Conversation(),
+        default_response=lambda: pytest.fail("an answer was drafted"),
+    )

@@ -40,9 +40,15 @@ class EarlyAnswer:
         )
         self.transcript_at: float | None = None  # monotonic time the transcript was ready
         self.transcript.add_done_callback(self._transcribed)
+        self._turn_owns_transcript = False
         self._request: GenerationRequest | None = None
         self._answer: AnswerStream | None = None
         self._preparing = asyncio.create_task(self._prepare(session, item_id), name=f"early-answer-{item_id}")
+
+    def commit_turn(self) -> None:
+        """The turn was committed at this pause: ``transcript`` is now the committed turn's, and outlives the
+        answer (a response cancelled because the caller spoke on still leaves the turn its words)."""
+        self._turn_owns_transcript = True
 
     async def take(self, request: GenerationRequest, speaker: Speaker | None) -> AnswerStream | None:
         """The prepared answer, if it answers ``request`` in ``speaker``'s voice; else None (and it is dropped)."""
@@ -60,9 +66,10 @@ class EarlyAnswer:
         return None
 
     async def drop(self) -> None:
-        """The person went on speaking: stop everything prepared."""
+        """The person went on speaking, or the response ended without it: stop everything prepared."""
         EARLY_ANSWERS.labels("dropped").inc()
-        self.transcript.cancel()
+        if not self._turn_owns_transcript:
+            self.transcript.cancel()
         self._preparing.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._preparing
@@ -71,7 +78,7 @@ class EarlyAnswer:
             self._answer = None
 
     async def _prepare(self, session: RealtimeSession, item_id: str) -> None:
-        transcript = await self.transcript
+        transcript = await asyncio.shield(self.transcript)  # cancelling the draft leaves the transcript to drop()
         if not transcript.text.strip():
             return  # a turn without words is not answered (see Response): nothing to prepare
         part = ContentPart(type="input_audio", transcript=transcript.text, language=transcript.language)

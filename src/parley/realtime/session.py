@@ -181,6 +181,8 @@ class RealtimeSession:
         from ``early``, which heard the same turn up to its final pause)."""
         if early is None:
             self._drop_early_answer()  # committed by hand mid-turn: what it prepared answers other audio
+        else:
+            early.commit_turn()
         committed = self.listener.commit()
         part = ContentPart(type="input_audio", audio=committed.raw, audio_format=self.listener.format)
         item = Item(id=item_id or new_id("item"), type="message", role="user", content=[part])
@@ -237,7 +239,9 @@ class RealtimeSession:
     async def transcripts_ready(self, items: list[Item]) -> None:
         pending = [self._transcriptions[item.id] for item in items if item.id in self._transcriptions]
         if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+            # asyncio.wait, not gather: a response cancelled while it waits must not cancel the transcriptions,
+            # which belong to the turns (the caller's words stay in the conversation).
+            await asyncio.wait(pending)
 
     def speaker(self, params: ResponseParams, language: str | None) -> Speaker:
         return self.voice.speaker(params.voice, self.config.speed, language, params.output_format)
