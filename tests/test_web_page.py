@@ -52,7 +52,9 @@ def page_server() -> Iterator[RunningServer]:
         yield running
 
 
-QUESTION = utterance("commands_en", "en-what_s_the_weather")
+# Seven words Moonshine hears well: a recognizer's slip on one of them (it hears this speaker's "what's the
+# weather" alone as "once the wedding" at some frame phases of the browser's audio) leaves the check below met.
+QUESTION = utterance("commands_en", "en-what_s_the_weather_like_in_New_York")
 
 
 def microphone_wav() -> Path:
@@ -105,7 +107,7 @@ async def test_spoken_question_gets_transcript_answer_and_audio(page_server: Run
         "() => { const t = document.querySelector('#turns li.you .text'); return t && t.textContent.length > 0 }",
         timeout=TURN_TIMEOUT_MS,
     )
-    # The words the server heard (the fast profile's Moonshine hears this speaker's "weather" as "wedding").
+    # The words the server heard.
     assert wer(QUESTION.text, await user.text_content() or "") <= 0.5
     assert "language: en" in (await page.locator("#turns li.you .meta").first.text_content() or "")
 
