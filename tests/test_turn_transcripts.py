@@ -24,7 +24,6 @@ TURN_TIMEOUT_S = 240
 
 async def test_a_committed_turn_keeps_the_transcript_its_early_answer_started() -> None:
     session = early_answer_session("printing differs", ScriptedModel(["Sure."]), delay_s=0.2)
-    session.default_response = lambda: None  # type: ignore[attr-defined]
     early = EarlyAnswer(session, "item_turn", np.zeros(16_000, dtype=np.float32))
     early.commit_turn()
     await early.drop()  # the response ended (the caller spoke on) before the transcript was ready
