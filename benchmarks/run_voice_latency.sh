@@ -23,6 +23,7 @@ mkdir -p "$out"
   echo "- command: SILENCE_MS=$silence_ms CONCURRENCY=$concurrency TURN_DETECTION=$turn_detection PROFILES=\"${PROFILES:-fast default}\"${LIMIT:+ LIMIT=$LIMIT}${OUT:+ OUT=$OUT} benchmarks/run_voice_latency.sh"
   echo "- date: $(date -u +%Y-%m-%d)"
   echo "- load average before: $(uptime | sed 's/.*load average: //')"
+  echo "- server settings from the environment: $(env | grep '^PARLEY_' | grep -v -e KEY -e SHARED_DIR | sort | xargs || true)"
   echo
 } > "$out/README.md"
 pid=

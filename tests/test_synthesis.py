@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soxr
 
+from parley.config import PROFILE_SYNTHESIZERS
 from parley.engines import kokoro_tts
 from parley.engines.espeak_tts import load_espeak, text_words
 from parley.engines.kokoro_tts import install_kokoro_voices, load_kokoro
@@ -154,7 +155,7 @@ def test_kokoro_joins_batches_of_a_long_text(monkeypatch) -> None:
 
 
 def test_default_profile_routes_languages(capsys) -> None:
-    synths = load_synthesizers("default")
+    synths = load_synthesizers(PROFILE_SYNTHESIZERS["default"])
     assert synths.choose("alloy", "fr") == voices.VoiceChoice("kokoro", "ff_siwis", "fr")
     assert synths.choose("cedar", "pt") == voices.VoiceChoice("kokoro", "pm_alex", "pt-br")
     assert synths.choose("alloy", "de").engine == "espeak"
@@ -167,7 +168,7 @@ def test_default_profile_routes_languages(capsys) -> None:
 
 
 def test_fast_profile_routes_languages() -> None:
-    synths = load_synthesizers("fast")
+    synths = load_synthesizers(PROFILE_SYNTHESIZERS["fast"])
     assert synths.choose("shimmer", None) == voices.VoiceChoice("piper", PIPER_VOICE, "en-us")
     assert synths.choose("shimmer", "fr") == voices.VoiceChoice("espeak", "fr+f5", "fr")
     assert set(synths.engines) == {"piper", "espeak"}
@@ -200,9 +201,7 @@ def test_unknown_voice_falls_back_to_default() -> None:
     assert espeak_voice("", "de") == espeak_voice(DEFAULT_VOICE, "de")
     assert kokoro_voice("  Cedar ", "en") == "am_michael"  # names are matched loosely
     languages = {"kokoro": frozenset({"en"}), "espeak": frozenset({"de"})}
-    assert choose_voice("nova", "en", "default", languages).voice == kokoro_voice(DEFAULT_VOICE, "en")
-    with pytest.raises(ValueError, match="profile"):
-        choose_voice("alloy", "en", "turbo", languages)
+    assert choose_voice("nova", "en", ("kokoro", "espeak"), languages).voice == kokoro_voice(DEFAULT_VOICE, "en")
 
 
 def test_docs_table_matches_the_mapping() -> None:
@@ -217,7 +216,7 @@ def test_docs_table_matches_the_mapping() -> None:
 
 
 def test_synthesizers_is_a_speech_synthesizer() -> None:
-    synths: SpeechSynthesizer = Synthesizers("fast", {"espeak": load_espeak()})
+    synths: SpeechSynthesizer = Synthesizers({"espeak": load_espeak()})
     assert synths.id == "espeak"
     assert "de" in synths.languages()
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 import uvicorn
@@ -33,6 +33,10 @@ def serve(
     recognizer: Annotated[
         RecognizerName | None, typer.Option(help="Speech recognizer [default: the profile's]")
     ] = None,
+    synthesizer: Annotated[
+        list[str] | None,
+        typer.Option(help="Speech synthesizer (piper, kokoro, espeak), in order of preference; repeatable"),
+    ] = None,
     llm: Annotated[str | None, typer.Option(help="Language model: catalog name, source or GGUF path")] = None,
     llm_base_url: Annotated[str | None, typer.Option(help="Use this OpenAI-compatible endpoint as the LLM")] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model name at --llm-base-url")] = None,
@@ -54,6 +58,7 @@ def serve(
         "port": port,
         "profile": profile,
         "recognizer": recognizer,
+        "synthesizers": synthesizer or None,
         "llm": llm,
         "llm_base_url": llm_base_url,
         "llm_model": llm_model,
@@ -63,8 +68,8 @@ def serve(
         "max_session_minutes": max_session_minutes,
         "knowledge": knowledge or None,
     }
-    settings = Settings(**{name: value for name, value in flags.items() if value is not None})
-    try:
+    try:  # a pydantic ValidationError is a ValueError: a bad flag or PARLEY_ variable says which, without a trace
+        settings = Settings(**{name: value for name, value in flags.items() if value is not None})
         settings.check_bind()
     except ValueError as exc:
         typer.echo(f"parley: {exc}", err=True)
@@ -230,6 +235,44 @@ def bench_recognizers(
         recognizer or list(RECOGNIZERS), utterances, threads, on_clip=lambda line: typer.echo(line, err=True)
     )
     typer.echo(recognizers.markdown(results))
+    if json_out is not None:
+        json_out.write_text(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
+
+
+@bench_app.command("synthesizers")
+def bench_synthesizers(
+    profile: Annotated[
+        list[str] | None, typer.Option(help="Profile whose voices to measure; repeatable [default: fast, default]")
+    ] = None,
+    voice: Annotated[str, typer.Option(help="OpenAI voice name, mapped as sessions map it")] = "alloy",
+    speech: Annotated[
+        list[str] | None,
+        typer.Option(help="Speech folder, its manifest or a shared folder's name; repeatable [default: all shared]"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N transcripts of each folder")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+) -> None:
+    """Time to synthesize an answer's first piece, and real-time factor, of each profile's voices, in this process."""
+    from .bench import recordings, synthesizers
+
+    unknown = sorted(set(profile or ()) - set(get_args(Profile)))
+    if unknown:
+        expected = ", ".join(get_args(Profile))
+        typer.echo(f"parley: unknown profile {', '.join(unknown)}; expected one of {expected}", err=True)
+        raise typer.Exit(2)
+
+    sources = [recordings.speech_source(name) for name in speech] if speech else recordings.shared_sources()
+    try:
+        utterances = [u for source in sources for u in recordings.load_utterances([source])[:limit]]
+    except (OSError, ValueError) as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not utterances:
+        typer.echo("parley: no utterances in " + ", ".join(map(str, sources)), err=True)
+        raise typer.Exit(2)
+    profiles = cast(list[Profile], profile or list(get_args(Profile)))
+    results = synthesizers.run(profiles, utterances, voice, on_text=lambda line: typer.echo(line, err=True))
+    typer.echo(synthesizers.markdown(results))
     if json_out is not None:
         json_out.write_text(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
 

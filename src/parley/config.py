@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Profile = Literal["fast", "default"]
 RecognizerName = Literal["moonshine-base-en", "whisper-tiny.en", "whisper-base"]
+SynthesizerName = Literal["piper", "kokoro", "espeak"]
 
 # The language model each profile loads when no other is named (catalog names from parley.models).
 PROFILE_LLMS: dict[Profile, str] = {
@@ -21,6 +22,13 @@ PROFILE_LLMS: dict[Profile, str] = {
 PROFILE_RECOGNIZERS: dict[Profile, RecognizerName] = {
     "fast": "moonshine-base-en",
     "default": "whisper-base",
+}
+
+# The speech synthesizers each profile loads, in order of preference: a language is spoken by the first that speaks
+# it (Piper: English only; Kokoro: en, es, fr, hi, it, pt; espeak-ng: about a hundred languages).
+PROFILE_SYNTHESIZERS: dict[Profile, tuple[SynthesizerName, ...]] = {
+    "fast": ("piper", "espeak"),
+    "default": ("kokoro", "espeak"),
 }
 
 # Language-model contexts each profile runs (generations at once). Each more maps the weights again and adds
@@ -44,6 +52,9 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_model: str | None = Field(None, description="model name at llm_base_url")
     recognizer: RecognizerName | None = Field(None, description="speech recognizer; overrides the profile")
+    synthesizers: Annotated[list[SynthesizerName], NoDecode] = Field(
+        [], description="speech synthesizers in order of preference; overrides the profile"
+    )
     llm_context_tokens: int = Field(4096, ge=512)
     llm_threads: int | None = Field(None, ge=1)
     llm_contexts: int | None = Field(None, ge=1, le=16, description="local model generations at once")
@@ -60,12 +71,20 @@ class Settings(BaseSettings):
     knowledge: Annotated[list[str], NoDecode] = Field([], description="fact sheets: PATH or NAME=PATH")
     knowledge_top_k: int = Field(5, ge=1, le=50, description="facts given to the model for each turn")
 
-    @field_validator("api_keys", "knowledge", mode="before")
+    @field_validator("api_keys", "knowledge", "synthesizers", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        """``PARLEY_API_KEYS=key1,key2`` (and ``PARLEY_KNOWLEDGE=a.md,faq=b.csv``): several values in one."""
+        """Several values in one variable: ``PARLEY_API_KEYS=key1,key2``, ``PARLEY_KNOWLEDGE=a.md,faq=b.csv``,
+        ``PARLEY_SYNTHESIZERS=piper,kokoro,espeak``."""
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("synthesizers")
+    @classmethod
+    def _each_once(cls, value: list[SynthesizerName]) -> list[SynthesizerName]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"name each speech synthesizer at most once, got {', '.join(value)}")
         return value
 
     @property
@@ -79,6 +98,10 @@ class Settings(BaseSettings):
     @property
     def recognizer_name(self) -> RecognizerName:
         return self.recognizer or PROFILE_RECOGNIZERS[self.profile]
+
+    @property
+    def synthesizer_names(self) -> tuple[SynthesizerName, ...]:
+        return tuple(self.synthesizers) or PROFILE_SYNTHESIZERS[self.profile]
 
     def check_bind(self) -> None:
         """Listening beyond loopback without keys exposes the models to the network: refuse unless told."""

@@ -115,7 +115,7 @@ def build_voice(settings: Settings) -> VoiceStack:
 
     vad = SileroVad.from_source()
     recognizer = load_recognizer(settings.recognizer_name, vad, settings.cache_dir, settings.speech_threads)
-    synthesizer = load_synthesizers(settings.profile, settings.cache_dir)
+    synthesizer = load_synthesizers(settings.synthesizer_names, settings.cache_dir)
     end_of_turn = SmartTurn.from_source()
     # Warm every model on real speech (the voice's own), so the first caller pays no start-up cost.
     hello = synthesizer.synthesize("Hello, how can I help you today?", "alloy").audio.astype(np.float32) / 32768

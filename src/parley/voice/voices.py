@@ -5,16 +5,19 @@ Kokoro language family lists its female and male voices best first, and a name t
 (wrapping round where a family has fewer). Piper has one voice, used for every name. espeak-ng speaks each
 language with a female or male variant. Unknown names fall back to :data:`DEFAULT_VOICE`, without an error.
 
-Profiles pick the engines, tried in order for the language asked: ``fast`` is Piper (English) then espeak-ng,
-``default`` is Kokoro then espeak-ng. :func:`load_synthesizers` loads a profile's engines once per process.
+The engines are tried in order for the language asked: the first that speaks it speaks. Profiles set the order
+(``fast``: Piper, which speaks English only, then espeak-ng; ``default``: Kokoro then espeak-ng) unless the
+server's ``synthesizers`` setting names another. :func:`load_synthesizers` loads engines once per process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
+
+from ..config import SynthesizerName
 
 if TYPE_CHECKING:
     from ..engines.speech import SpeechChunk, SpeechSynthesizer
@@ -24,7 +27,6 @@ __all__ = [
     "KOKORO_VOICES",
     "OPENAI_VOICES",
     "PIPER_VOICE",
-    "PROFILE_ENGINES",
     "SPEED_RANGE",
     "Synthesizers",
     "VoiceChoice",
@@ -68,8 +70,6 @@ PIPER_VOICE = "en_US-joe-medium"  # male, US English; the only Piper voice on th
 _ESPEAK_VARIANTS = (("f3", "f2", "f4", "f1", "f5"), ("", "m3", "m2", "m4", "m1"))
 # Where espeak-ng's name differs from ours; it has no Nynorsk, and Bokmål is the nearest it speaks.
 _ESPEAK_LANGUAGES = {"zh": "cmn", "no": "nb", "nn": "nb"}
-
-PROFILE_ENGINES: dict[str, tuple[str, ...]] = {"fast": ("piper", "espeak"), "default": ("kokoro", "espeak")}
 
 
 def normalize_language(language: str | None) -> str:
@@ -123,14 +123,11 @@ class VoiceChoice:
 
 
 def choose_voice(
-    openai_voice: str, language: str | None, profile: str, languages: Mapping[str, frozenset[str]]
+    openai_voice: str, language: str | None, engines: Sequence[str], languages: Mapping[str, frozenset[str]]
 ) -> VoiceChoice:
-    """The first of the profile's engines that speaks ``language`` (ISO 639 codes per engine in ``languages``),
-    and its voice for ``openai_voice``. A language none of them speaks (Whisper hears a few that espeak-ng
-    does not, such as Yoruba or Khmer) is spoken in English: an answer in the wrong accent beats silence."""
-    engines = PROFILE_ENGINES.get(profile)
-    if engines is None:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILE_ENGINES)}")
+    """The first of ``engines`` that speaks ``language`` (ISO 639 codes per engine in ``languages``), and its
+    voice for ``openai_voice``. A language none of them speaks (Whisper hears a few that espeak-ng does not, such
+    as Yoruba or Khmer) is spoken in English: an answer in the wrong accent beats silence."""
     tag = normalize_language(language)
     primary = tag.split("-")[0]
     names = {primary, _ESPEAK_LANGUAGES.get(primary, primary)}
@@ -139,7 +136,7 @@ def choose_voice(
         if primary == "en":
             engine = engines[-1]
         else:
-            return choose_voice(openai_voice, "en", profile, languages)
+            return choose_voice(openai_voice, "en", engines, languages)
     if engine == "piper":
         voice = PIPER_VOICE
     elif engine == "kokoro":
@@ -150,13 +147,13 @@ def choose_voice(
 
 
 class Synthesizers:
-    """A profile's engines behind one :class:`SpeechSynthesizer`: each call goes to the engine for its language.
+    """Engines behind one :class:`SpeechSynthesizer`: each call goes to the first, in the mapping's order, that
+    speaks its language.
 
     Thread-safe as its engines are (each serializes only its espeak-ng use).
     """
 
-    def __init__(self, profile: str, engines: Mapping[str, SpeechSynthesizer]) -> None:
-        self.profile = profile
+    def __init__(self, engines: Mapping[str, SpeechSynthesizer]) -> None:
         self.engines = dict(engines)
         self._languages = {name: engine.languages() for name, engine in self.engines.items()}
 
@@ -168,7 +165,7 @@ class Synthesizers:
         return frozenset().union(*self._languages.values())
 
     def choose(self, openai_voice: str, language: str | None) -> VoiceChoice:
-        return choose_voice(openai_voice, language, self.profile, self._languages)
+        return choose_voice(openai_voice, language, tuple(self.engines), self._languages)
 
     def first_piece_words(self, voice: str, language: str | None = None) -> int:
         return self.engines[self.choose(voice, language).engine].first_piece_words(voice, language)
@@ -181,19 +178,20 @@ class Synthesizers:
         return self.engines[choice.engine].synthesize(text, voice, speed, choice.language)
 
 
-def load_synthesizers(profile: str, cache_dir: Path | None = None) -> Synthesizers:
-    """The engines ``profile`` needs, each loaded once per process and shared by every caller.
+def load_synthesizers(names: Sequence[str], cache_dir: Path | None = None) -> Synthesizers:
+    """The engines ``names`` (in order of preference), each loaded once per process and shared by every caller.
 
     Blocking (seconds on first use): call it from a worker thread. ``cache_dir`` defaults to Parley's cache;
     Kokoro's voices must have been installed there (``python -m parley.engines.kokoro_tts``).
     """
-    if profile not in PROFILE_ENGINES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILE_ENGINES)}")
+    known = get_args(SynthesizerName)
+    if not names or len(set(names)) != len(names) or not set(names) <= set(known):
+        raise ValueError(f"expected distinct speech synthesizers among {', '.join(known)}, got {list(names)}")
     # Imported here: each engine pulls in its runtime, and the engines import this module for the mapping.
     from ..engines.espeak_tts import load_espeak
 
     engines: dict[str, SpeechSynthesizer] = {}
-    for name in PROFILE_ENGINES[profile]:
+    for name in names:
         if name == "piper":
             from ..engines.piper_tts import load_piper
 
@@ -204,4 +202,4 @@ def load_synthesizers(profile: str, cache_dir: Path | None = None) -> Synthesize
             engines[name] = load_kokoro(cache_dir)
         else:
             engines[name] = load_espeak()
-    return Synthesizers(profile, engines)
+    return Synthesizers(engines)
