@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, cast, get_args
+from typing import TYPE_CHECKING, Annotated, cast, get_args
 
 import typer
 import uvicorn
@@ -15,6 +15,9 @@ from . import models
 from .bench.dialects import DialectName, TurnDetection
 from .clients import commands as client_commands
 from .config import PROFILE_LLMS, Profile, RecognizerName, Settings
+
+if TYPE_CHECKING:
+    from .bench.recordings import Utterance
 
 app = typer.Typer(
     help="Parley: a self-hosted realtime voice AI speaking the OpenAI Realtime API.", no_args_is_help=True
@@ -214,7 +217,7 @@ def bench_recognizers(
     json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
 ) -> None:
     """Word error rate, detected language and time per clip of the speech recognizers, in this process."""
-    from .bench import recognizers, recordings
+    from .bench import recognizers
     from .engines.recognizers import RECOGNIZERS
 
     unknown = sorted(set(recognizer or ()) - set(RECOGNIZERS))
@@ -222,15 +225,7 @@ def bench_recognizers(
         expected = ", ".join(RECOGNIZERS)
         typer.echo(f"parley: unknown recognizer {', '.join(unknown)}; expected one of {expected}", err=True)
         raise typer.Exit(2)
-    sources = [recordings.speech_source(name) for name in speech] if speech else recordings.shared_sources()
-    try:
-        utterances = [u for source in sources for u in recordings.load_utterances([source])[:limit]]
-    except (OSError, ValueError) as exc:
-        typer.echo(f"parley: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if not utterances:
-        typer.echo("parley: no utterances in " + ", ".join(map(str, sources)), err=True)
-        raise typer.Exit(2)
+    utterances = _each_folders_utterances(speech, limit)
     results = recognizers.run(
         recognizer or list(RECOGNIZERS), utterances, threads, on_clip=lambda line: typer.echo(line, err=True)
     )
@@ -253,13 +248,26 @@ def bench_synthesizers(
     json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
 ) -> None:
     """Time to synthesize an answer's first piece, and real-time factor, of each profile's voices, in this process."""
-    from .bench import recordings, synthesizers
+    from .bench import synthesizers
 
     unknown = sorted(set(profile or ()) - set(get_args(Profile)))
     if unknown:
         expected = ", ".join(get_args(Profile))
         typer.echo(f"parley: unknown profile {', '.join(unknown)}; expected one of {expected}", err=True)
         raise typer.Exit(2)
+
+    utterances = _each_folders_utterances(speech, limit)
+    profiles = cast(list[Profile], profile or list(get_args(Profile)))
+    results = synthesizers.run(profiles, utterances, voice, on_text=lambda line: typer.echo(line, err=True))
+    typer.echo(synthesizers.markdown(results))
+    if json_out is not None:
+        json_out.write_text(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
+
+
+def _each_folders_utterances(speech: list[str] | None, limit: int | None) -> list[Utterance]:
+    """The first ``limit`` utterances of each speech folder named (default: every shared one); exits 2 when a
+    folder cannot be read or none holds any."""
+    from .bench import recordings
 
     sources = [recordings.speech_source(name) for name in speech] if speech else recordings.shared_sources()
     try:
@@ -270,11 +278,7 @@ def bench_synthesizers(
     if not utterances:
         typer.echo("parley: no utterances in " + ", ".join(map(str, sources)), err=True)
         raise typer.Exit(2)
-    profiles = cast(list[Profile], profile or list(get_args(Profile)))
-    results = synthesizers.run(profiles, utterances, voice, on_text=lambda line: typer.echo(line, err=True))
-    typer.echo(synthesizers.markdown(results))
-    if json_out is not None:
-        json_out.write_text(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
+    return utterances
 
 
 @bench_app.command("compare")

@@ -20,6 +20,7 @@ from ..config import PROFILE_SYNTHESIZERS, Profile
 from ..voice.clauses import ClauseChunker
 from ..voice.voices import Synthesizers, load_synthesizers
 from .recordings import Utterance
+from .voice_report import stats
 
 __all__ = ["FolderResult", "first_piece", "markdown", "run"]
 
@@ -57,10 +58,6 @@ def _timed_ms(synthesizers: Synthesizers, text: str, voice: str, language: str) 
     return (time.perf_counter() - start) * 1000, chunk.duration_ms
 
 
-def _p95(values: Sequence[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
-
-
 def _folder_result(
     profile: str,
     synthesizers: Synthesizers,
@@ -85,14 +82,15 @@ def _folder_result(
         whole_ms += elapsed
         whole_audio_ms += audio
         on_text(f"{profile} {utterance.folder}/{utterance.id}: {piece!r} in {piece_ms[-1]:.0f} ms")
+    piece_stats = stats(piece_ms)
     return FolderResult(
         profile=profile,
         voice=f"{choice.engine} {choice.voice}",
         folder=utterances[0].folder,
         texts=len(utterances),
         first_piece_words_p50=statistics.median(piece_words),
-        first_piece_ms_p50=statistics.median(piece_ms),
-        first_piece_ms_p95=_p95(piece_ms),
+        first_piece_ms_p50=piece_stats["p50"] or 0.0,
+        first_piece_ms_p95=piece_stats["p95"] or 0.0,
         first_piece_audio_ms_p50=statistics.median(piece_audio_ms),
         real_time_factor=whole_ms / whole_audio_ms if whole_audio_ms else 0.0,
     )
