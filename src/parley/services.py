@@ -117,8 +117,10 @@ def build_voice(settings: Settings) -> VoiceStack:
     recognizer = load_recognizer(settings.recognizer_name, vad, settings.cache_dir, settings.speech_threads)
     synthesizer = load_synthesizers(settings.synthesizer_names, settings.cache_dir)
     end_of_turn = SmartTurn.from_source()
-    # Warm every model on real speech (the voice's own), so the first caller pays no start-up cost.
-    hello = synthesizer.synthesize("Hello, how can I help you today?", "alloy").audio.astype(np.float32) / 32768
+    # Warm every model on real speech (the voice's own), so the first caller pays no start-up cost. Every voice
+    # engine speaks English; each is warmed, since the first need not be the one a caller's language reaches.
+    spoken = [engine.synthesize("Hello, how can I help you today?", "alloy") for engine in synthesizer.engines.values()]
+    hello = spoken[0].audio.astype(np.float32) / 32768
     recognizer.transcribe(soxr.resample(hello, SPEAK_RATE, LISTEN_RATE))
     end_of_turn.turn_complete_probability(np.zeros(LISTEN_RATE, dtype=np.float32))
     return VoiceStack(
