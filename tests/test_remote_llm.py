@@ -24,6 +24,7 @@ import pytest
 import websockets
 
 from parley import models
+from parley.engines import llama_cpu
 from parley.engines.llm import EngineError, GenerationRequest
 from parley.engines.openai_chat import OpenAIChatModel
 from tests.support.client import connect, response_text, user_text
@@ -64,6 +65,7 @@ def llama_cpp_server(
         "--n_ctx", "2048",
         *extra_args,
     ]  # fmt: skip
+    llama_cpu.prepare()  # llama.cpp's server finds its CPU backend through the environment it inherits
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     ready_url = f"http://127.0.0.1:{port}/v1/models"
     with background_process(command, log_path, ready_url, timeout_s, environment) as process:

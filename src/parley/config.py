@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(4096, ge=512)
     llm_threads: int | None = Field(None, ge=1)
     llm_contexts: int | None = Field(None, ge=1, le=16, description="local model generations at once")
+    llama_cpu_variant: str | None = Field(
+        None, description="llama.cpp CPU variant to run (haswell, zen4, ...); default: the best this CPU runs, no AMX"
+    )
     speech_threads: int = Field(2, ge=1, description="worker threads for recognition and synthesis")
     early_start_ms: int = Field(
         32, ge=0, description="pause inside a turn after which the answer is prepared before the turn ends; 0: off"

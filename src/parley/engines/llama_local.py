@@ -25,7 +25,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from . import tool_format
+from . import llama_cpu, tool_format
 from .kv_states import PrefixStateCache, common_prefix
 from .llama_tools import OutOfTokens, ToolCallWriter
 from .llm import EngineError, GenerationRequest, GenerationStats, Hold, TextStream, ToolCallDelta
@@ -65,6 +65,7 @@ class LlamaCppModel:
         """``contexts``: generations that may run at once (each context holds its own KV cache and maps the
         weights again, which counts them again in the resident size)."""
         self._id = model_id
+        llama_cpu.prepare()  # before llama.cpp loads its backends, on the first model
         threads = n_threads or default_threads()
         self._contexts = [
             llama_cpp.Llama(

@@ -20,6 +20,7 @@ from pathlib import Path
 import llama_cpp
 
 from .. import models
+from . import llama_cpu
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def local_weights(source_or_name: str, cache_dir: Path | None = None) -> Path:
     Blocking (the first call for a converted model writes it: about a second for SmolLM2): run it in a worker
     thread. Sources that are not catalog names are loaded as they are.
     """
+    llama_cpu.prepare()  # so that whatever loads the file next finds llama.cpp's CPU backend
     path = models.resolve(source_or_name, cache_dir)
     spec = models.CATALOG.get(source_or_name.strip())
     if spec is None or spec.load_as is None:
