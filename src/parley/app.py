@@ -58,10 +58,8 @@ def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) ->
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        if services.ready.is_set():
-            return JSONResponse({"status": "ready", "llm": services.llm.id if services.llm else None})
-        status = "failed" if services.load_error else "loading"
-        return JSONResponse({"status": status, "error": services.load_error}, status_code=503)
+        report = services.report()
+        return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

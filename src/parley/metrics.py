@@ -21,3 +21,8 @@ EARLY_ANSWERS = Counter(
     "Answers prepared during a pause, by outcome (used, dropped: the person went on, stale: the context changed)",
     ["outcome"],
 )
+LLM_WORKER_EXITS = Counter(
+    "parley_llm_worker_exits_total",
+    "Unplanned exits of the language model's worker process, by how it ended (each is followed by a restart)",
+    ["reason"],
+)

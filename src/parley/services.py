@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from . import models
 from .config import Settings
+from .engines.llama_cpu import cpu_summary
 from .engines.llm import EngineError, LanguageModel
+from .engines.llm_process import WorkerLanguageModel
 from .voice.stack import VoiceStack
 
 log = logging.getLogger(__name__)
@@ -27,22 +29,48 @@ class Services:
     voice: VoiceStack | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     load_error: str | None = None
+    cpu: dict[str, object] = field(default_factory=cpu_summary)
+    local_engine: WorkerLanguageModel | None = None  # the local model's worker, from its start (not a remote one)
+
+    def report(self) -> dict[str, object]:
+        """What ``/readyz`` says: ``ready`` only while every stage can serve a turn; else why not."""
+        report: dict[str, object] = {"status": "ready", "llm": self.llm.id if self.llm else None, "cpu": self.cpu}
+        if self.local_engine is not None:
+            report["engine"] = self.local_engine.status()
+        if not self.ready.is_set():
+            report.update(status="failed" if self.load_error else "loading", error=self.load_error)
+        elif self.local_engine is not None and not self.local_engine.ready:  # restarting after a crash
+            report.update(status="degraded", error=self.local_engine.problem)
+        return report
 
     async def load(self) -> None:
         """Load and warm the models off the event loop; ``ready`` is set once a session can be served.
 
         ``llm`` is only set once the model answered, so nothing lists or serves a model that is not there.
         """
+        log.info("CPU: %s, %s cores, %s", self.cpu["model"], self.cpu["cores"], " ".join(map(str, self.cpu["flags"])))
         try:
             llm = await asyncio.to_thread(build_llm, self.settings)
-            self.voice = await asyncio.to_thread(build_voice, self.settings)
         except Exception as exc:
             self.load_error = str(exc)
             log.exception("loading models failed")
             raise
+        if isinstance(llm, WorkerLanguageModel):
+            self.local_engine = llm
+        # The language model loads in its worker process (or at its endpoint) while the voice loads here.
+        warming = asyncio.create_task(self._warm_up(llm))
         try:
-            await self._warm_up(llm)
+            try:
+                self.voice = await asyncio.to_thread(build_voice, self.settings)
+            except Exception as exc:
+                self.load_error = str(exc)
+                log.exception("loading models failed")
+                raise
+            await warming  # says itself why it failed
         except BaseException:
+            warming.cancel()
+            with contextlib.suppress(BaseException):
+                await warming
             await llm.close()
             raise
         self.llm = llm
@@ -87,18 +115,20 @@ def build_llm(settings: Settings) -> LanguageModel:
             raise ValueError("--llm-model (PARLEY_LLM_MODEL) is required with --llm-base-url")
         return OpenAIChatModel(settings.llm_model, settings.llm_base_url, settings.llm_api_key)
 
-    from .engines.llama_local import LlamaCppModel
-    from .engines.llama_weights import local_weights
+    # The local engine runs in a worker process, so a crash in llama.cpp's native code fails only the responses
+    # it was generating (see engines.llm_process).
+    from .engines.llm_worker import WorkerConfig
 
-    source = settings.llm_source
-    path = local_weights(source, settings.cache_dir)
-    model_id = source if source in models.CATALOG else path.stem
-    return LlamaCppModel(
-        model_id,
-        path,
-        n_ctx=settings.llm_context_tokens,
-        n_threads=settings.llm_threads,
-        contexts=settings.llm_context_count,
+    return WorkerLanguageModel(
+        WorkerConfig(
+            settings.llm_source,
+            settings.cache_dir,
+            n_ctx=settings.llm_context_tokens,
+            n_threads=settings.llm_threads,
+            contexts=settings.llm_context_count,
+            cpu_variant=settings.llama_cpu_variant,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        )
     )
 
 
