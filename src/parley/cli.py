@@ -264,6 +264,30 @@ def bench_synthesizers(
         json_out.write_text(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
 
 
+@bench_app.command("llm")
+def bench_llm(
+    model: Annotated[
+        list[str] | None, typer.Option(help="Catalog model to measure; repeatable [default: both profiles' models]")
+    ] = None,
+    prompt_tokens: Annotated[int, typer.Option(min=1, help="Tokens in the prompt read")] = 128,
+    decode_tokens: Annotated[int, typer.Option(min=1, help="Tokens written after it")] = 64,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per model, after one warm-up")] = 5,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads [default: as the server runs it]")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+) -> None:
+    """Prompt reading and token writing speed of the local language models with this llama.cpp build, in this
+    process (PARLEY_LLAMA_CPU_VARIANT picks a CPU variant)."""
+    from .bench import llm_speed
+
+    names = model or list(dict.fromkeys(PROFILE_LLMS.values()))
+    results = llm_speed.run(
+        names, prompt_tokens, decode_tokens, repeats, threads, on_run=lambda line: typer.echo(line, err=True)
+    )
+    typer.echo(llm_speed.markdown(results))
+    if json_out is not None:
+        json_out.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+
+
 def _each_folders_utterances(speech: list[str] | None, limit: int | None) -> list[Utterance]:
     """The first ``limit`` utterances of each speech folder named (default: every shared one); exits 2 when a
     folder cannot be read or none holds any."""
