@@ -64,6 +64,7 @@ class _Worker:
         )
         theirs.close()  # the child's end lives in the child: its death then ends our reads
         self._conn = Connection(ours.detach())
+        self._sending = threading.Lock()  # the event loop sends, and so does stop() from its thread
         self.loaded: asyncio.Future[tuple[Any, ...]] = self._loop.create_future()
         self._inboxes: dict[int, asyncio.Queue[tuple[Any, ...] | _Crash]] = {}
         self._on_exit = on_exit
@@ -87,7 +88,7 @@ class _Worker:
 
     def send(self, *message: object) -> None:
         """Send to the worker; a dead worker's requests learn of it from their inbox, not from here."""
-        with contextlib.suppress(OSError, ValueError):
+        with self._sending, contextlib.suppress(OSError, ValueError):
             self._conn.send(message)
 
     def stop(self) -> None:
