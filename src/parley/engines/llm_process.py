@@ -271,7 +271,10 @@ class WorkerLanguageModel:
         if self._closed:
             raise EngineError("the language model is shut down")
         try:
-            await asyncio.wait_for(self._ready.wait(), LOAD_TIMEOUT_S)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the wait ends,
+            # and a dropped early answer would then run to its end while the response waits for it.
+            async with asyncio.timeout(LOAD_TIMEOUT_S):
+                await self._ready.wait()
         except TimeoutError:
             raise EngineError(f"the language model is not available: {self.problem or 'still starting'}") from None
         assert self._worker is not None
@@ -281,7 +284,8 @@ class WorkerLanguageModel:
         """One worker from spawn to warm; raises EngineError with the reason it did not get there."""
         self._worker = worker = _Worker(self._config, self._exited)
         try:
-            loaded = await asyncio.wait_for(asyncio.shield(worker.loaded), LOAD_TIMEOUT_S)
+            async with asyncio.timeout(LOAD_TIMEOUT_S):
+                loaded = await asyncio.shield(worker.loaded)
         except TimeoutError:
             await asyncio.to_thread(worker.stop)
             raise EngineError(f"the language model's worker did not load within {LOAD_TIMEOUT_S:g}s") from None

@@ -113,15 +113,19 @@ class _Server:
         kind, request_id, *args = message
         stream = self._streams.get(request_id)
         if kind == GENERATE:  # the stream exists at once, so a ``hold`` right behind finds it
+            log.debug("request %s started", request_id)
             self._streams[request_id] = self._model.generate(args[0])
             self._start(request_id, self._generate(request_id, self._streams[request_id]))
         elif kind == WARM_UP:
             self._start(request_id, self._warm_up(request_id, args[0]))
         elif kind == HOLD and stream is not None:
+            log.debug("request %s held", request_id)
             stream.hold.hold()
         elif kind == RELEASE and stream is not None:
+            log.debug("request %s released", request_id)
             stream.hold.release()
         elif kind == CANCEL and request_id in self._tasks:
+            log.debug("request %s cancelled", request_id)
             self._tasks[request_id].cancel()
 
     def _start(self, request_id: int, work: Any) -> None:
@@ -144,6 +148,7 @@ class _Server:
         finally:
             del self._streams[request_id]
             await stream.aclose()
+            log.debug("request %s ended: %s", request_id, stream.stats)
 
     async def _warm_up(self, request_id: int, instructions: str) -> None:
         try:
