@@ -23,6 +23,7 @@ from tests.support.client import RecordingConnection, connect, response_text, us
 from tests.support.server import ARTIFACTS, RunningServer, background_process, free_port, running_server
 
 LONG_ANSWER = "Count from one to two hundred, writing every number out in words."
+ANSWERED = ("completed", "incomplete")  # answered, maybe cut at max_output_tokens
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_readyz_reports_the_cpu_and_the_engine_variant(server: RunningServer) ->
 async def test_a_dead_worker_fails_only_its_response(server: RunningServer, death: signal.Signals) -> None:
     async with connect(server) as caller, connect(server) as bystander:
         first = await answer(bystander, "Say hello.")
-        assert first["status"] == "completed"
+        assert first["status"] in ANSWERED
         pid = worker_pid(server)
         restarts = wait_until_ready(server)["engine"]["restarts"]  # type: ignore[index]
 
@@ -90,7 +91,7 @@ async def test_a_dead_worker_fails_only_its_response(server: RunningServer, deat
 
         # The same session goes on as soon as it asks: the request waits for the new worker.
         again = await answer(caller, "Say hello again.")
-        assert again["status"] == "completed" and response_text(caller.events, again["id"]), again
+        assert again["status"] in ANSWERED and response_text(caller.events, again["id"]), again
         report = wait_until_ready(server)
         engine = report["engine"]
         assert engine["worker_pid"] != pid and engine["restarts"] == restarts + 1, engine  # type: ignore[index]
@@ -98,7 +99,7 @@ async def test_a_dead_worker_fails_only_its_response(server: RunningServer, deat
 
         # The bystander's session never noticed: no error, no closed socket, and it answers with its history.
         later = await answer(bystander, "Say goodbye.")
-        assert later["status"] == "completed"
+        assert later["status"] in ANSWERED
         assert not bystander.of_type("error")
         bystander.assert_conformant()
         caller.assert_conformant()
