@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,20 +15,35 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
-from .auth import key_accepted, presented_key
+from .auth import KeyRefused, Principal, identify, presented_key
 from .client_secrets import ClientSecrets, client_secret_routes
 from .config import Settings
+from .ids import new_id
 from .knowledge import KnowledgeLibrary
+from .ops.limits import Limiter
+from .ops.recorder import SessionRecorder
+from .ops.routes import operator_routes
 from .realtime.connection import offered_subprotocols, serve_connection
 from .services import Services
+from .storage import Storage
 
 WEB_PAGE = Path(__file__).parent / "web"
 
 
-def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) -> FastAPI:
-    """The app; ``knowledge`` holds the knowledge bases, loaded before (a bad file must stop the start)."""
+def server_name(settings: Settings) -> str:
+    """How this server is named in session records (a restart on the same host and port closes its leftovers)."""
+    return f"{socket.gethostname()}:{settings.port}"
+
+
+def create_app(settings: Settings, storage: Storage, knowledge: KnowledgeLibrary | None = None) -> FastAPI:
+    """The app; ``knowledge`` holds the knowledge bases, loaded before (a bad file must stop the start);
+    ``storage`` is the database, opened and migrated before (one that is down must stop the start)."""
     services = Services(settings)
     library = knowledge or KnowledgeLibrary([])
+    writer = storage.start_writer(settings.storage_buffer)
+    instance = new_id("run")
+    limiter = Limiter(storage, instance)
+    prices = settings.prices
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -41,16 +57,21 @@ def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) ->
                 await loading
             await services.close()
             library.close()
+            await asyncio.to_thread(storage.close)  # writes what sessions left queued
 
     app = FastAPI(title="Parley", version=__version__, lifespan=lifespan)
     app.state.services = services
     started = int(time.time())
     client_secrets = ClientSecrets()
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> Principal:
         key = presented_key(request.headers, request.query_params, ())
-        if not key_accepted(key, settings.api_keys):
-            raise HTTPException(status_code=401, detail=_error_body("invalid_api_key", "Missing or invalid API key."))
+        try:
+            principal = await identify(key, settings.api_keys, storage.keys)
+        except KeyRefused as exc:
+            raise HTTPException(status_code=401, detail=_error_body("invalid_api_key", str(exc))) from None
+        request.state.principal = principal
+        return principal
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -74,13 +95,16 @@ def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) ->
         }
 
     app.include_router(client_secret_routes(settings, client_secrets), dependencies=[Depends(require_key)])
+    app.include_router(operator_routes(storage), dependencies=[Depends(require_key)])
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
         key = presented_key(websocket.headers, websocket.query_params, offered_subprotocols(websocket))
         secret = client_secrets.find(key)
-        if secret is None and not key_accepted(key, settings.api_keys):
-            await _deny(websocket, 401, "invalid_api_key", "Missing or invalid API key.")
+        try:
+            principal = secret.principal if secret else await identify(key, settings.api_keys, storage.keys)
+        except KeyRefused as exc:
+            await _deny(websocket, 401, "invalid_api_key", str(exc))
             return
         if not services.ready.is_set() or services.llm is None or services.voice is None:
             await _deny(websocket, 503, "not_ready", "The server is still loading its models; retry shortly.")
@@ -89,8 +113,18 @@ def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) ->
         if chosen and chosen not in library:
             await _deny(websocket, 400, "unknown_knowledge_base", library.unknown_message(chosen))
             return
+        recorder = SessionRecorder(writer, principal, prices, limiter, server_name(settings), instance)
+        if principal.key is not None and (refusal := await limiter.admit(principal.key, recorder)):
+            body = {"error": {"message": refusal.message, "type": refusal.kind, "param": None,
+                              "code": "rate_limit_exceeded"}}  # fmt: skip
+            await websocket.send_denial_response(JSONResponse(body, status_code=429))
+            return
         preset = secret.preset if secret else None
-        await serve_connection(websocket, settings, services.llm, services.voice, library, preset)
+        try:
+            await serve_connection(websocket, settings, services.llm, services.voice, library, preset, recorder)
+        finally:
+            if principal.key is not None:
+                limiter.release(principal.key, recorder)
 
     # The talk page at "/"; mounted last, so every route above comes first.
     app.mount("/", StaticFiles(directory=WEB_PAGE, html=True), name="web")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast, get_args
 
@@ -15,6 +16,7 @@ from . import models
 from .bench.dialects import DialectName, TurnDetection
 from .clients import commands as client_commands
 from .config import PROFILE_LLMS, Profile, RecognizerName, Settings
+from .ops import cli as ops_cli
 
 if TYPE_CHECKING:
     from .bench.recordings import Utterance
@@ -26,6 +28,9 @@ models_app = typer.Typer(help="Model weights: list them, prepare them ahead of t
 app.add_typer(models_app, name="models")
 bench_app = typer.Typer(help="Measure a Realtime server (Parley or any compatible one) as a client would.")
 app.add_typer(bench_app, name="bench")
+app.add_typer(ops_cli.keys_app, name="keys")
+app.add_typer(ops_cli.sessions_app, name="sessions")
+app.command("usage")(ops_cli.usage_command)
 
 
 @app.command()
@@ -53,6 +58,10 @@ def serve(
         list[str] | None,
         typer.Option(help="Ground answers in this fact sheet (.md, .csv, .jsonl): PATH or NAME=PATH (repeatable)"),
     ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="postgresql://user:password@host/db [default: SQLite under the data folder]")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder [default: ~/.local/share/parley]")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the Realtime API server."""
@@ -70,14 +79,27 @@ def serve(
         "allow_insecure_public_bind": allow_insecure_public_bind or None,
         "max_session_minutes": max_session_minutes,
         "knowledge": knowledge or None,
+        "database_url": database_url,
+        "data_dir": data_dir,
     }
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .storage import StorageUnavailable, open_storage, transcripts
+
     try:  # a pydantic ValidationError is a ValueError: a bad flag or PARLEY_ variable says which, without a trace
         settings = Settings(**{name: value for name, value in flags.items() if value is not None})
-        settings.check_bind()
-    except ValueError as exc:
+        # Before binding: a database that is down, or newer than this code, stops the start with the reason.
+        storage = open_storage(settings.database_url, settings.data_dir)
+        settings.check_bind(stored_keys=storage.keys.any_usable())
+        # Sessions a killed run of this server left open are closed (their items and usage are all there).
+        from .app import server_name
+
+        longest = settings.max_session_minutes * 60 + 60
+        closed = transcripts.recover(storage.engine, server_name(settings), time.time() - longest)
+    except (ValueError, StorageUnavailable) as exc:
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("parley")
+    log.info("storage: %s%s", storage.description, f" ({closed} sessions left open were closed)" if closed else "")
 
     from .knowledge import KnowledgeError, load_library
 
@@ -87,12 +109,12 @@ def serve(
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
     for base in library.bases.values():
-        logging.getLogger("parley").info("knowledge %s: %d facts from %s", base.name, len(base.facts), base.path)
+        log.info("knowledge %s: %d facts from %s", base.name, len(base.facts), base.path)
 
     from .app import create_app
 
     uvicorn.run(
-        create_app(settings, library),
+        create_app(settings, storage, library),
         host=settings.host,
         port=settings.port,
         log_level=log_level,

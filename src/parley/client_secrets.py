@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .auth import OPERATOR, Principal
 from .config import Settings
 from .ids import new_id
 from .realtime.connection import DEFAULT_MODEL_NAME
@@ -33,6 +34,7 @@ class ClientSecret:
     value: str
     expires_at: float
     preset: SessionPreset
+    principal: Principal = OPERATOR  # whose key minted it: its sessions count against that key's limits
 
 
 class ClientSecrets:
@@ -41,10 +43,12 @@ class ClientSecrets:
     def __init__(self) -> None:
         self._secrets: dict[str, ClientSecret] = {}
 
-    def mint(self, preset: SessionPreset, lifetime_s: int = DEFAULT_LIFETIME_S) -> ClientSecret:
+    def mint(
+        self, preset: SessionPreset, lifetime_s: int = DEFAULT_LIFETIME_S, principal: Principal = OPERATOR
+    ) -> ClientSecret:
         now = time.time()
         self._secrets = {value: s for value, s in self._secrets.items() if s.expires_at > now}
-        secret = ClientSecret(new_id("ek"), now + lifetime_s, preset)
+        secret = ClientSecret(new_id("ek"), now + lifetime_s, preset, principal)
         self._secrets[secret.value] = secret
         return secret
 
@@ -106,7 +110,7 @@ def client_secret_routes(settings: Settings, secrets: ClientSecrets) -> APIRoute
             return _error(from_validation_error(exc, data=body))
         preset = parsed.session or GASessionUpdate()
         lifetime = (parsed.expires_after or ExpiresAfter()).seconds
-        secret = secrets.mint(preset, lifetime)
+        secret = secrets.mint(preset, lifetime, _principal(request))
         return JSONResponse(
             {"value": secret.value, "expires_at": int(secret.expires_at), "session": session_for(preset, Dialect.GA)}
         )
@@ -122,12 +126,17 @@ def client_secret_routes(settings: Settings, secrets: ClientSecrets) -> APIRoute
             return _error(from_validation_error(exc, data=body))
         preset = BetaSessionUpdate.model_validate(parsed.model_dump(exclude_unset=True, exclude={"client_secret"}))
         expires_after = parsed.client_secret.expires_after if parsed.client_secret else None
-        secret = secrets.mint(preset, (expires_after or ExpiresAfter()).seconds)
+        secret = secrets.mint(preset, (expires_after or ExpiresAfter()).seconds, _principal(request))
         session = session_for(preset, Dialect.BETA)
         session["client_secret"] = {"value": secret.value, "expires_at": int(secret.expires_at)}
         return JSONResponse(session)
 
     return router
+
+
+def _principal(request: Request) -> Principal:
+    """Who minted the secret, as the routes' key check found it."""
+    return getattr(request.state, "principal", OPERATOR)
 
 
 async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:

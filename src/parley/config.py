@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .storage.usage import Prices
 
 Profile = Literal["fast", "default"]
 RecognizerName = Literal["moonshine-base-en", "whisper-tiny.en", "whisper-base"]
@@ -71,6 +74,15 @@ class Settings(BaseSettings):
     max_session_minutes: float = Field(60.0, gt=0)
     max_event_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     cache_dir: Path | None = None
+    data_dir: Path | None = Field(None, description="where the SQLite database lives; default ~/.local/share/parley")
+    database_url: str | None = Field(None, description="postgresql://user:password@host/db; default: SQLite")
+    storage_buffer: int = Field(10_000, ge=1, description="database writes kept for retry while it fails")
+    # US dollars per million tokens, for the usage ledger (defaults: gpt-4o-mini-realtime-preview's list prices).
+    price_text_input: float = Field(0.60, ge=0)
+    price_cached_text_input: float = Field(0.30, ge=0)
+    price_text_output: float = Field(2.40, ge=0)
+    price_audio_input: float = Field(10.0, ge=0)
+    price_audio_output: float = Field(20.0, ge=0)
     knowledge: Annotated[list[str], NoDecode] = Field([], description="fact sheets: PATH or NAME=PATH")
     knowledge_top_k: int = Field(5, ge=1, le=50, description="facts given to the model for each turn")
 
@@ -91,6 +103,16 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def prices(self) -> Prices:
+        from .storage.usage import Prices
+
+        return Prices(
+            text_input=self.price_text_input, cached_text_input=self.price_cached_text_input,
+            text_output=self.price_text_output, audio_input=self.price_audio_input,
+            audio_output=self.price_audio_output,
+        )  # fmt: skip
+
+    @property
     def llm_source(self) -> str:
         return self.llm or PROFILE_LLMS[self.profile]
 
@@ -106,10 +128,13 @@ class Settings(BaseSettings):
     def synthesizer_names(self) -> tuple[SynthesizerName, ...]:
         return tuple(self.synthesizers) or PROFILE_SYNTHESIZERS[self.profile]
 
-    def check_bind(self) -> None:
-        """Listening beyond loopback without keys exposes the models to the network: refuse unless told."""
-        if self.host not in LOOPBACK_HOSTS and not self.api_keys and not self.allow_insecure_public_bind:
+    def check_bind(self, stored_keys: bool = False) -> None:
+        """Listening beyond loopback without keys exposes the models to the network: refuse unless told.
+        ``stored_keys``: the database holds usable keys (then every client needs one)."""
+        keyed = bool(self.api_keys) or stored_keys
+        if self.host not in LOOPBACK_HOSTS and not keyed and not self.allow_insecure_public_bind:
             raise ValueError(
-                f"refusing to listen on {self.host} without API keys: set PARLEY_API_KEYS (or --api-key), "
+                f"refusing to listen on {self.host} without API keys: create one (parley keys create), set "
+                "PARLEY_API_KEYS (or --api-key), "
                 "or pass --allow-insecure-public-bind if the network is trusted"
             )

@@ -26,3 +26,14 @@ LLM_WORKER_EXITS = Counter(
     "Unplanned exits of the language model's worker process, by how it ended (each is followed by a restart)",
     ["reason"],
 )
+STORAGE_WRITE_FAILURES = Counter(
+    "parley_storage_write_failures_total",
+    "Database writes that failed, by kind (transient: kept and retried; permanent: the database refused it)",
+    ["kind"],
+)
+STORAGE_WRITES_DROPPED = Counter(
+    "parley_storage_writes_dropped_total",
+    "Database writes given up on, by reason (overflow: the retry buffer was full; refused; shutdown)",
+    ["reason"],
+)
+STORAGE_PENDING_WRITES = Gauge("parley_storage_pending_writes", "Database writes waiting to be written or retried")

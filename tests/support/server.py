@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,19 +62,28 @@ def background_process(
 
 @contextlib.contextmanager
 def running_server(
-    name: str, env: dict[str, str] | None = None, args: list[str] | None = None, ready_timeout_s: float = 240.0
+    name: str,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    ready_timeout_s: float = 240.0,
+    port: int | None = None,
+    expect_alive: bool = True,
 ) -> Iterator[RunningServer]:
-    """A server with the ``fast`` profile unless ``env`` says otherwise; stopped (and checked alive) after."""
-    port = free_port()
+    """A server with the ``fast`` profile unless ``env`` says otherwise, and a database of its own (a SQLite file
+    in a fresh data folder) unless ``env`` names one; stopped (and checked alive, unless a test kills it) after."""
+    port = port or free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / f"server-{name}.log"
-    environment = {**os.environ, "PARLEY_PROFILE": "fast", **(env or {})}
+    data_dir = tempfile.mkdtemp(prefix=f"parley-{name}-")
+    environment = {**os.environ, "PARLEY_PROFILE": "fast", "PARLEY_DATA_DIR": data_dir, **(env or {})}
     command = [sys.executable, "-m", "parley.cli", "serve", "--port", str(port), *(args or [])]
     ready_url = f"http://127.0.0.1:{port}/readyz"
     with background_process(command, log_path, ready_url, ready_timeout_s, environment) as process:
         server = RunningServer(port, process, log_path)
         yield server
-        assert process.poll() is None, f"server {name} died during the tests:\n{server.log()[-3000:]}"
+        assert not expect_alive or process.poll() is None, (
+            f"server {name} died during the tests:\n{server.log()[-3000:]}"
+        )
 
 
 def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, url: str, timeout_s: float) -> None:

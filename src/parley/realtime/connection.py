@@ -16,6 +16,7 @@ from ..engines.llm import LanguageModel
 from ..ids import new_id
 from ..knowledge import KnowledgeLibrary
 from ..metrics import ACTIVE_SESSIONS
+from ..ops.recorder import SessionRecorder
 from ..voice.stack import VoiceStack
 from .dialect import Dialect
 from .errors import RealtimeError
@@ -43,10 +44,12 @@ async def serve_connection(
     voice: VoiceStack,
     library: KnowledgeLibrary,
     preset: GASessionUpdate | BetaSessionUpdate | None = None,
+    recorder: SessionRecorder | None = None,
 ) -> None:
     """Serve one session. ``preset`` holds the settings a client secret was minted with. ``?knowledge=NAME``
     (checked by the caller) picks its knowledge base; ``?knowledge=`` starts it with none; without the parameter
-    it gets the server's default base."""
+    it gets the server's default base. ``recorder`` writes it to the database (and was counted against its
+    key's limits: it is released when the session ends)."""
     subprotocols = offered_subprotocols(websocket)
     dialect = Dialect.detect(websocket.headers, subprotocols)
     # Browsers fail the handshake unless one offered subprotocol is selected.
@@ -69,9 +72,11 @@ async def serve_connection(
         config.knowledge, config.echo_knowledge = chosen or None, True
     # Parley's extensions reach only clients that ask for them in the URL: strict clients never see them.
     session = RealtimeSession(
-        dialect, config, llm, voice, library, report_timings=_opted_in(websocket, "parley_timings")
+        dialect, config, llm, voice, library, report_timings=_opted_in(websocket, "parley_timings"), recorder=recorder
     )
     session.report_language = _opted_in(websocket, "parley_language")
+    if recorder is not None:
+        recorder.opened(session.id, dialect, config.model)
     writer = asyncio.create_task(session.write_loop(websocket.send_text), name=f"writer-{session.id}")
     expiry = asyncio.get_running_loop().call_later(lifetime_s, _expire, session)
     ACTIVE_SESSIONS.inc()
@@ -85,9 +90,11 @@ async def serve_connection(
         with contextlib.suppress(Exception):
             await writer
         ACTIVE_SESSIONS.dec()
+        if recorder is not None:
+            recorder.closed(session.end_reason)
         log.info("session %s closed", session.id)
     with contextlib.suppress(Exception):
-        await websocket.close(code=1000)
+        await websocket.close(code=session.close_code)
 
 
 async def _receive_loop(
@@ -146,6 +153,7 @@ def _peek_event_id(text: str) -> str | None:
 def _expire(session: RealtimeSession) -> None:
     """At the maximum session length: say why, then let the writer flush and the socket close with 1000."""
     log.info("session %s expired", session.id)
+    session.end_reason = "expired"
     session.error(
         RealtimeError("Your session hit the maximum duration of the session.", code="session_expired"),
         None,

@@ -216,6 +216,7 @@ async def conversation_item_truncate(session: RealtimeSession, event: dict[str, 
     part.audio = (part.audio or b"")[: request.audio_end_ms * bytes_per_ms]
     part.transcript = part.transcript_heard(request.audio_end_ms)
     part.word_ends = [word for word in part.word_ends if word[0] <= request.audio_end_ms]
+    session.record(item)
     session.emit(
         "conversation.item.truncated",
         item_id=item.id,

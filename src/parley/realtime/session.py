@@ -11,7 +11,8 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
 from ..engines.llm import LanguageModel
 from ..ids import new_id
@@ -30,9 +31,17 @@ from .session_config import SessionConfig
 from .turn_timing import EVENT_TYPE as TURN_TIMINGS_EVENT
 from .turn_timing import TurnTiming
 
+if TYPE_CHECKING:
+    from ..ops.recorder import SessionRecorder
+
 log = logging.getLogger(__name__)
 
 _CLOSE = object()
+# How long an acknowledging event waits for its database write; past it the event goes out and the write
+# goes on in the background (a failing database never holds a session up).
+DURABLE_WAIT_S = 2.0
+# WebSocket close code of a session ended by policy (a limit), after an ``error`` event: OpenAI's pattern.
+POLICY_CLOSE_CODE = 4000
 
 
 class RealtimeSession:
@@ -45,8 +54,10 @@ class RealtimeSession:
         library: KnowledgeLibrary | None = None,
         *,
         report_timings: bool = False,
+        recorder: SessionRecorder | None = None,
     ) -> None:
-        """``report_timings``: the client asked for ``parley.turn.timings`` events."""
+        """``report_timings``: the client asked for ``parley.turn.timings`` events; ``recorder`` writes the
+        session's items and usage to the database."""
         self.dialect = dialect
         self.library = library or KnowledgeLibrary([])
         self.config = config
@@ -67,6 +78,9 @@ class RealtimeSession:
         self.out_of_band: set[Response] = set()
         self._outbox: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.recorder = recorder
+        self.close_code = 1000
+        self.end_reason = "closed"  # why it ended, for the session's record
 
     @property
     def id(self) -> str:
@@ -79,8 +93,39 @@ class RealtimeSession:
     # Outgoing events -------------------------------------------------------------------------------------
 
     def emit(self, type: str, **fields: Any) -> None:
-        """Queue a server event (internal GA name; renamed for beta); events leave in the order queued."""
+        """Queue a server event (internal GA name; renamed for beta); events leave in the order queued.
+        ``response.done`` leaves once its usage is in the database, and is followed by ``rate_limits.updated``
+        when the session's key has limits."""
+        recorder = self.recorder
+        if type == "response.done" and recorder is not None:
+            self._hold_for(recorder.response_done(fields["response"]))
         self._outbox.put_nowait({"type": self.dialect.event_name(type), "event_id": new_id("event"), **fields})
+        if type == "response.done" and recorder is not None:
+            if limits := recorder.rate_limits():
+                self.emit("rate_limits.updated", rate_limits=limits)
+            self.enforce_limits()
+
+    def record(self, item: Item) -> None:
+        """Write the item as it now stands; the next event leaves once it is in the database."""
+        if self.recorder is not None:
+            self._hold_for(self.recorder.item(item))
+
+    def _hold_for(self, written: Future[bool]) -> None:
+        self._outbox.put_nowait(written)
+
+    def enforce_limits(self) -> None:
+        """End the session (``error`` ``rate_limit_exceeded``, close 4000) once its key's minutes are used up."""
+        problem = self.recorder.over_limit() if self.recorder is not None else None
+        if problem is not None and self.close_code != POLICY_CLOSE_CODE:
+            log.info("session %s: %s", self.id, problem)
+            self.error(RealtimeError(problem, code="rate_limit_exceeded"), None)
+            self.end_reason = "rate_limit_exceeded"
+            self.end(POLICY_CLOSE_CODE)
+
+    def end(self, code: int) -> None:
+        """Close the socket with ``code`` once what is queued has been sent."""
+        self.close_code = code
+        self.finish_writing()
 
     def item_added(self, item: Item, previous_item_id: str | None) -> None:
         wire = item.render(self.dialect)
@@ -90,6 +135,7 @@ class RealtimeSession:
             self.emit("conversation.item.created", previous_item_id=previous_item_id, item=wire)
 
     def item_done(self, item: Item, previous_item_id: str | None) -> None:
+        self.record(item)
         if self.dialect is Dialect.GA:
             self.emit("conversation.item.done", previous_item_id=previous_item_id, item=item.render(self.dialect))
 
@@ -108,6 +154,9 @@ class RealtimeSession:
     async def write_loop(self, send_text: Any) -> None:
         """Send queued events until the session closes; the only writer on the socket."""
         while (event := await self._outbox.get()) is not _CLOSE:
+            if isinstance(event, Future):  # a write the next event acknowledges
+                await asyncio.wait({asyncio.wrap_future(event)}, timeout=DURABLE_WAIT_S)
+                continue
             await send_text(json.dumps(event, ensure_ascii=False))
 
     def finish_writing(self) -> None:
@@ -131,6 +180,9 @@ class RealtimeSession:
     async def listen(self, audio: bytes) -> None:
         """Appended audio: detect turns; start, stop, commit and answer them as the session's settings say."""
         result = await self.voice.listen(self.listener, audio, self.frame_received_at)
+        if self.recorder is not None:
+            self.recorder.input_audio_ms = self.listener.end_ms
+            self.enforce_limits()
         detection = self.config.turn_detection
         for event in result.events:
             if event.kind == "speech_started":
@@ -217,9 +269,11 @@ class RealtimeSession:
                     "conversation.item.input_audio_transcription.failed", item_id=item.id, content_index=0, error=error
                 )
             part.transcript = ""
+            self.record(item)
             return
         part.transcript = transcript.text
         part.language = transcript.language
+        self.record(item)
         if turn is not None:
             turn.transcript_at = (early.transcript_at if early else None) or time.monotonic()
         if settings is not None:
