@@ -20,6 +20,7 @@ from .config import Settings
 from .knowledge import KnowledgeLibrary
 from .realtime.connection import offered_subprotocols, serve_connection
 from .services import Services
+from .telephony.twilio import twilio_routes
 
 WEB_PAGE = Path(__file__).parent / "web"
 
@@ -91,6 +92,8 @@ def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) ->
             return
         preset = secret.preset if secret else None
         await serve_connection(websocket, settings, services.llm, services.voice, library, preset)
+
+    app.include_router(twilio_routes(settings, services, library))
 
     # The talk page at "/"; mounted last, so every route above comes first.
     app.mount("/", StaticFiles(directory=WEB_PAGE, html=True), name="web")
