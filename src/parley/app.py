@@ -20,6 +20,7 @@ from .config import Settings
 from .knowledge import KnowledgeLibrary
 from .realtime.connection import offered_subprotocols, serve_connection
 from .services import Services
+from .telephony.sip import SipLine
 from .telephony.twilio import twilio_routes
 
 WEB_PAGE = Path(__file__).parent / "web"
@@ -34,9 +35,14 @@ def create_app(settings: Settings, knowledge: KnowledgeLibrary | None = None) ->
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Load in the background so /healthz answers while models load; /readyz tells when they are in.
         loading = asyncio.create_task(services.load())
+        sip_line = SipLine(settings, services, library) if settings.sip_port else None
+        if sip_line is not None:
+            await sip_line.start()
         try:
             yield
         finally:
+            if sip_line is not None:
+                await sip_line.close()
             loading.cancel()
             with contextlib.suppress(BaseException):
                 await loading
