@@ -7,6 +7,7 @@ audio stream) and ignores everything else; a message it cannot read raises ``Sip
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # RFC 3261 §7.3.3: compact header names.
@@ -88,7 +89,14 @@ def parse(data: bytes) -> SipMessage:
     return message
 
 
-def response(request: SipMessage, status: int, *, to_tag: str | None = None, extra=(), body: str = "") -> SipMessage:
+def response(
+    request: SipMessage,
+    status: int,
+    *,
+    to_tag: str | None = None,
+    extra: Iterable[tuple[str, str]] = (),
+    body: str = "",
+) -> SipMessage:
     """A response to ``request`` (RFC 3261 §8.2.6): its Via, From, Call-ID and CSeq; To with our tag."""
     headers = [(k, v) for k, v in request.headers if k == "via"]
     to = request.header("to") or ""
