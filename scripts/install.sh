@@ -72,5 +72,15 @@ if [ -n "$dev" ] && ! command -v chromium > /dev/null; then
     exit 1
   fi
 fi
+# The SIP line's test calls Parley from a real SIP user agent: Net::SIP (Debian's libnet-sip-perl; Debian 12
+# has no sipp).
+if [ -n "$dev" ] && ! perl -MNet::SIP -e 1 2> /dev/null; then
+  if can_apt; then
+    apt_install libnet-sip-perl
+  else
+    echo "the SIP test needs Net::SIP: install it (e.g. apt-get install libnet-sip-perl) and re-run" >&2
+    exit 1
+  fi
+fi
 .venv/bin/python -m parley.engines.kokoro_tts
 .venv/bin/parley models prepare

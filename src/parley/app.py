@@ -26,6 +26,8 @@ from .ops.routes import operator_routes
 from .realtime.connection import offered_subprotocols, serve_connection
 from .services import Services
 from .storage import Storage
+from .telephony.sip import SipLine
+from .telephony.twilio import twilio_routes
 
 WEB_PAGE = Path(__file__).parent / "web"
 
@@ -49,9 +51,14 @@ def create_app(settings: Settings, storage: Storage, knowledge: KnowledgeLibrary
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Load in the background so /healthz answers while models load; /readyz tells when they are in.
         loading = asyncio.create_task(services.load())
+        sip_line = SipLine(settings, services, library) if settings.sip_port else None
+        if sip_line is not None:
+            await sip_line.start()
         try:
             yield
         finally:
+            if sip_line is not None:
+                await sip_line.close()
             loading.cancel()
             with contextlib.suppress(BaseException):
                 await loading
@@ -125,6 +132,8 @@ def create_app(settings: Settings, storage: Storage, knowledge: KnowledgeLibrary
         finally:
             if principal.key is not None:
                 limiter.release(principal.key, recorder)
+
+    app.include_router(twilio_routes(settings, services, library))
 
     # The talk page at "/"; mounted last, so every route above comes first.
     app.mount("/", StaticFiles(directory=WEB_PAGE, html=True), name="web")

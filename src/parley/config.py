@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     price_audio_output: float = Field(20.0, ge=0)
     knowledge: Annotated[list[str], NoDecode] = Field([], description="fact sheets: PATH or NAME=PATH")
     knowledge_top_k: int = Field(5, ge=1, le=50, description="facts given to the model for each turn")
+    # Phone calls (parley.telephony).
+    public_url: str | None = Field(
+        None, description="the address callers' carriers reach this server at (https://host), for TwiML and signatures"
+    )
+    twilio_auth_token: str | None = Field(None, description="when set, Twilio requests must carry a valid signature")
+    phone_voice: str = Field("alloy", description="the voice of phone calls, unless a call names another")
+    phone_line_timeout_s: float = Field(10.0, gt=0, description="a call whose line sends nothing this long is ended")
+    sip_port: int | None = Field(None, ge=1, le=65535, description="UDP port of the SIP line; unset: no SIP line")
+    sip_address: str | None = Field(None, description="address announced in SDP for RTP; default: the listen host")
 
     @field_validator("api_keys", "knowledge", "synthesizers", mode="before")
     @classmethod

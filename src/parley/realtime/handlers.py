@@ -40,21 +40,20 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
 
 async def dispatch(session: RealtimeSession, raw: str) -> None:
     """Handle one client frame; any problem becomes an ``error`` event and the session goes on."""
-    client_event_id: str | None = None
-    event: dict[str, Any] | None = None
     try:
         event = _parse_json(raw)
-        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-        event_type = event.get("type")
-        if event_type is None:
-            raise RealtimeError("Missing required parameter: 'type'.", code="missing_required_parameter", param="type")
-        if not isinstance(event_type, str) or event_type not in HANDLERS:
-            raise RealtimeError(
-                f"Invalid value: '{event_type}'. Supported values are: " + ", ".join(f"'{t}'" for t in HANDLERS) + ".",
-                code="invalid_value",
-                param="type",
-            )
-        await HANDLERS[event_type](session, event, client_event_id)
+    except RealtimeError as exc:
+        session.error(exc, None)
+        return
+    await handle_event(session, event)
+
+
+async def handle_event(session: RealtimeSession, event: dict[str, Any]) -> None:
+    """Handle one parsed client event (a phone call acts on its own session this way); any problem becomes an
+    ``error`` event and the session goes on."""
+    client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+    try:
+        await _handle(session, event, client_event_id)
     except RealtimeError as exc:
         session.error(exc, client_event_id)
     except ValidationError as exc:
@@ -65,6 +64,19 @@ async def dispatch(session: RealtimeSession, raw: str) -> None:
             RealtimeError("The server had an error handling this event.", code="server_error", type="server_error"),
             client_event_id,
         )
+
+
+async def _handle(session: RealtimeSession, event: dict[str, Any], client_event_id: str | None) -> None:
+    event_type = event.get("type")
+    if event_type is None:
+        raise RealtimeError("Missing required parameter: 'type'.", code="missing_required_parameter", param="type")
+    if not isinstance(event_type, str) or event_type not in HANDLERS:
+        raise RealtimeError(
+            f"Invalid value: '{event_type}'. Supported values are: " + ", ".join(f"'{t}'" for t in HANDLERS) + ".",
+            code="invalid_value",
+            param="type",
+        )
+    await HANDLERS[event_type](session, event, client_event_id)
 
 
 def _parse_json(raw: str) -> dict[str, Any]:

@@ -151,12 +151,17 @@ class RealtimeSession:
     def announce(self) -> None:
         self.emit("session.created", session=self.config.render(self.dialect))
 
+    async def next_event(self) -> dict[str, Any] | None:
+        """The next queued server event, or None once the session is done writing. A Realtime WebSocket sends
+        these as JSON (``write_loop``); a phone call reads them itself (``parley.telephony.call``). An event that
+        acknowledges a database write waits for it (at most DURABLE_WAIT_S)."""
+        while isinstance(event := await self._outbox.get(), Future):  # a write the next event acknowledges
+            await asyncio.wait({asyncio.wrap_future(event)}, timeout=DURABLE_WAIT_S)
+        return None if event is _CLOSE else event  # type: ignore[return-value]
+
     async def write_loop(self, send_text: Any) -> None:
         """Send queued events until the session closes; the only writer on the socket."""
-        while (event := await self._outbox.get()) is not _CLOSE:
-            if isinstance(event, Future):  # a write the next event acknowledges
-                await asyncio.wait({asyncio.wrap_future(event)}, timeout=DURABLE_WAIT_S)
-                continue
+        while (event := await self.next_event()) is not None:
             await send_text(json.dumps(event, ensure_ascii=False))
 
     def finish_writing(self) -> None:
@@ -214,14 +219,14 @@ class RealtimeSession:
         if detection and detection.create_response and self.active_response is None:
             self.start_response(self.default_response(turn, early))
         elif early is not None:
-            self._own(asyncio.create_task(early.drop()))
+            self.own(asyncio.create_task(early.drop()))
 
     def _drop_early_answer(self) -> None:
         if self._early is not None:
-            self._own(asyncio.create_task(self._early.drop()))
+            self.own(asyncio.create_task(self._early.drop()))
             self._early = None
 
-    def _own(self, task: asyncio.Task[Any]) -> None:
+    def own(self, task: asyncio.Task[Any]) -> None:
         """Every task belongs to the session: it is cancelled when the session closes."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -242,7 +247,7 @@ class RealtimeSession:
         self.add_item(item)
         task = asyncio.create_task(self._transcribe(item, committed, early, turn), name=f"transcribe-{item.id}")
         self._transcriptions[item.id] = task
-        self._own(task)
+        self.own(task)
         return item
 
     def clear_audio(self) -> None:
@@ -319,7 +324,7 @@ class RealtimeSession:
         else:
             self.out_of_band.add(response)
         task = response.start()
-        self._own(task)
+        self.own(task)
         task.add_done_callback(lambda done: self._response_finished(response, done))
 
     def _response_finished(self, response: Response, task: asyncio.Task[None]) -> None:
